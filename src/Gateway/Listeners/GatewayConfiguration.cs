@@ -1,0 +1,212 @@
+using System.Globalization;
+using System.Net;
+
+namespace Gateway.Listeners;
+
+/// <summary>One endpoint to open: a protocol listener or the admin HTTP endpoint.</summary>
+/// <param name="Key">The configuration key that defines it, for messages: <c>Gateway:Listeners:Rpc</c>.</param>
+/// <param name="Address">Null means every interface; <see cref="IPAddress.Loopback"/> with <paramref name="IsLocalhost"/> means both loopbacks.</param>
+public sealed record ListenerEndpoint(string Key, string Name, ListenerProtocol? Protocol, string Model, IPAddress? Address, bool IsLocalhost, int Port)
+{
+    public string Display => $"{(Address is null ? "*" : IsLocalhost ? "localhost" : Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{Address}]" : Address.ToString())}:{Port}";
+
+    /// <summary>Whether two endpoints would compete for the same socket address.</summary>
+    public bool Overlaps(ListenerEndpoint other) =>
+        Port != 0 && Port == other.Port
+        && (Address is null || other.Address is null || IsLocalhost || other.IsLocalhost || Address.Equals(other.Address));
+}
+
+/// <summary>
+/// Reads and checks the <c>Gateway</c> section before anything starts. Every problem is one line that names
+/// its key, so a bad setting stops the process with a message instead of a stack trace.
+/// </summary>
+public static class GatewayConfiguration
+{
+    public static bool TryLoad(
+        IConfiguration configuration,
+        out GatewayOptions options,
+        out IReadOnlyList<ListenerEndpoint> endpoints,
+        out IReadOnlyList<string> errors)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var problems = new List<string>();
+        var found = new List<ListenerEndpoint>();
+        options = new GatewayOptions();
+        endpoints = found;
+        errors = problems;
+
+        var section = configuration.GetSection(GatewayOptions.SectionName);
+        // Ports first, by hand: the binder's message for "abc" is about System.Int32, not about ports.
+        foreach (var listener in section.GetSection("Listeners").GetChildren())
+        {
+            var port = listener["Port"];
+            if (port is not null && !IsPort(port))
+            {
+                problems.Add($"{listener.Path}:Port: '{port}' is not a TCP port (0-65535)");
+            }
+        }
+
+        if (problems.Count > 0)
+        {
+            return false;
+        }
+
+        try
+        {
+            section.Bind(options);
+        }
+        catch (InvalidOperationException e)
+        {
+            problems.Add(e.Message);
+            return false;
+        }
+
+        foreach (var (name, listener) in options.Listeners)
+        {
+            var key = $"{GatewayOptions.SectionName}:Listeners:{name}";
+            if (!Enum.TryParse<ListenerProtocol>(name, ignoreCase: true, out var protocol))
+            {
+                problems.Add($"{key}: '{name}' is not a protocol; listeners are {string.Join(", ", Enum.GetNames<ListenerProtocol>())}");
+                continue;
+            }
+
+            if (!listener.Enabled)
+            {
+                continue;
+            }
+
+            var model = listener.Model.Trim().ToLowerInvariant();
+            if (!ServerModels.All.Contains(model))
+            {
+                problems.Add($"{key}:Model: '{listener.Model}' is not a model; models are {string.Join(", ", ServerModels.All)}");
+            }
+            else if (!ServerModels.Available.Contains(model))
+            {
+                problems.Add($"{key}:Model: '{model}' is not available yet in this build (available: {string.Join(", ", ServerModels.Available)})");
+            }
+
+            if (protocol == ListenerProtocol.Ftp)
+            {
+                problems.Add($"{key}:Enabled: FTP is not available yet in this build; set it to false");
+            }
+
+            if (!TryParseAddress(listener.Address, out var address, out var isLocalhost))
+            {
+                problems.Add($"{key}:Address: '{listener.Address}' is not an IP address, '*' or 'localhost'");
+            }
+
+            found.Add(new ListenerEndpoint(key, name.ToLowerInvariant(), protocol, model, address, isLocalhost, listener.Port));
+        }
+
+        if (TryParseAdminUrl(options.Admin.Url, out var admin, out var adminProblem))
+        {
+            found.Add(admin);
+        }
+        else
+        {
+            problems.Add($"{GatewayOptions.SectionName}:Admin:Url: {adminProblem}");
+        }
+
+        for (var i = 0; i < found.Count; i++)
+        {
+            for (var j = i + 1; j < found.Count; j++)
+            {
+                if (found[i].Overlaps(found[j]))
+                {
+                    problems.Add($"{found[j].Key}: port {found[j].Port} is already taken by {found[i].Key}");
+                }
+            }
+        }
+
+        CheckLimits(options.Limits, problems);
+        if (options.Workers.Count < 0)
+        {
+            problems.Add($"{GatewayOptions.SectionName}:Workers:Count: must be 0 (one per core) or more");
+        }
+
+        if (!ServerModels.WorkerModes.Contains(options.Workers.Mode))
+        {
+            problems.Add($"{GatewayOptions.SectionName}:Workers:Mode: '{options.Workers.Mode}' is not one of {string.Join(", ", ServerModels.WorkerModes)}");
+        }
+
+        return problems.Count == 0;
+    }
+
+    private static void CheckLimits(LimitsOptions limits, List<string> problems)
+    {
+        const string key = $"{GatewayOptions.SectionName}:Limits";
+        if (limits.MaxConnections < 1)
+        {
+            problems.Add($"{key}:MaxConnections: must be at least 1");
+        }
+
+        if (limits.MaxConnectionsPerIp < 0)
+        {
+            problems.Add($"{key}:MaxConnectionsPerIp: must be 0 (no limit) or more");
+        }
+
+        // A frame must fit in one pipe segment chain the transport is allowed to buffer; 1 GiB is far past sane.
+        if (limits.MaxFrameBytes is < 1 or > 1 << 30)
+        {
+            problems.Add($"{key}:MaxFrameBytes: must be between 1 and {1 << 30}");
+        }
+
+        if (limits.IdleTimeoutSeconds < 0)
+        {
+            problems.Add($"{key}:IdleTimeoutSeconds: must be 0 (never) or more");
+        }
+
+        if (limits.ShutdownTimeoutSeconds < 0)
+        {
+            problems.Add($"{key}:ShutdownTimeoutSeconds: must be 0 or more");
+        }
+    }
+
+    private static bool IsPort(string value) =>
+        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var port) && port <= IPEndPoint.MaxPort;
+
+    private static bool TryParseAddress(string? value, out IPAddress? address, out bool isLocalhost)
+    {
+        isLocalhost = false;
+        address = null;
+        switch (value?.Trim())
+        {
+            case null or "" or "*" or "+":
+                return true;
+            case var s when s.Equals("localhost", StringComparison.OrdinalIgnoreCase):
+                isLocalhost = true;
+                address = IPAddress.Loopback;
+                return true;
+            case var s:
+                return IPAddress.TryParse(s.Trim('[', ']'), out address);
+        }
+    }
+
+    private static bool TryParseAdminUrl(string url, out ListenerEndpoint endpoint, out string problem)
+    {
+        endpoint = null!;
+        problem = "";
+        // Uri rejects '*' and '+' as hosts; they mean "every interface", as in ASP.NET Core's own URLs.
+        var normalized = url.Replace("://*", "://0.0.0.0", StringComparison.Ordinal).Replace("://+", "://0.0.0.0", StringComparison.Ordinal);
+        if (!Uri.TryCreate(normalized, UriKind.Absolute, out var uri) || uri.Scheme != Uri.UriSchemeHttp)
+        {
+            problem = $"'{url}' is not an http:// URL such as http://127.0.0.1:8080";
+            return false;
+        }
+
+        if (uri.AbsolutePath != "/")
+        {
+            problem = $"'{url}' has a path; the admin API is served at the root";
+            return false;
+        }
+
+        if (!TryParseAddress(uri.Host, out var address, out var isLocalhost))
+        {
+            problem = $"'{uri.Host}' is not an IP address, '*' or 'localhost'";
+            return false;
+        }
+
+        endpoint = new ListenerEndpoint($"{GatewayOptions.SectionName}:Admin:Url", "admin", null, "http", address, isLocalhost, uri.Port);
+        return true;
+    }
+}

@@ -1,0 +1,96 @@
+using System.Text.RegularExpressions;
+using Gateway.Connections;
+using Gateway.Protocols;
+
+namespace Gateway.Listeners;
+
+/// <summary>Wiring and running the host: everything Program.cs composes, and the clean failures at start.</summary>
+public static partial class GatewayHost
+{
+    /// <summary>
+    /// The content root holds appsettings.json: the current directory when it has one (`dotnet run` from the
+    /// repository root), else the binary's own folder, which carries a copy.
+    /// </summary>
+    public static string LocateContentRoot()
+    {
+        var current = Directory.GetCurrentDirectory();
+        return File.Exists(Path.Combine(current, "appsettings.json")) ? current : AppContext.BaseDirectory;
+    }
+
+    public static void AddGateway(this WebApplicationBuilder builder, GatewayOptions options, IReadOnlyList<ListenerEndpoint> endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(options);
+        var limits = options.Limits;
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(limits);
+        builder.Services.AddSingleton(new ProtocolLimits
+        {
+            MaxFrameBytes = limits.MaxFrameBytes,
+            IdleTimeout = TimeSpan.FromSeconds(limits.IdleTimeoutSeconds),
+        });
+        builder.Services.AddSingleton<ConnectionAdmission>();
+        builder.Services.AddSingleton(sp => new GatewayListeners(endpoints, sp.GetRequiredService<ILogger<GatewayListeners>>()));
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(limits.ShutdownTimeoutSeconds));
+
+        builder.WebHost.UseSockets(sockets =>
+        {
+            // The input pipe pauses the socket at this many unread bytes. It must hold a whole largest frame
+            // plus its header, or a frame of exactly MaxFrameBytes could never complete (the reader waits for
+            // bytes the paused transport will not read).
+            sockets.MaxReadBufferSize = Math.Max(1024 * 1024, limits.MaxFrameBytes + 64 * 1024);
+        });
+        builder.WebHost.ConfigureKestrel((context, kestrel) =>
+        {
+            var services = kestrel.ApplicationServices;
+            services.GetRequiredService<GatewayListeners>().Configure(kestrel, services.GetRequiredService<ConnectionAdmission>());
+        });
+    }
+
+    /// <summary>Starts, logs the bound addresses, waits for SIGTERM/Ctrl+C and drains. Returns the exit code.</summary>
+    public static async Task<int> RunGatewayAsync(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var listeners = app.Services.GetRequiredService<GatewayListeners>();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway");
+        try
+        {
+            await app.StartAsync();
+        }
+        catch (IOException e) when (BindFailure().Match(e.Message) is { Success: true } match)
+        {
+            var port = int.Parse(match.Groups["port"].Value, System.Globalization.CultureInfo.InvariantCulture);
+            var key = listeners.FindByPort(port)?.Key ?? "Gateway:Listeners";
+            await Console.Error.WriteLineAsync($"Gateway: {key}: cannot listen on {match.Groups["address"].Value}: {e.InnerException?.Message ?? e.Message}");
+            return 1;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The host's own "failed to start" log is turned down (appsettings.json) so that the expected
+            // failure above stays one line; anything else is unexpected and keeps its stack trace.
+            await Console.Error.WriteLineAsync($"Gateway: failed to start: {e}");
+            return 1;
+        }
+
+        listeners.LogBound();
+        LogStarted(logger, Environment.ProcessId, app.Environment.ContentRootPath);
+        var shutdownTimeout = app.Services.GetRequiredService<LimitsOptions>().ShutdownTimeoutSeconds;
+        app.Lifetime.ApplicationStopping.Register(() => LogDraining(logger, shutdownTimeout));
+        await app.WaitForShutdownAsync();
+        LogStopped(logger);
+        return 0;
+    }
+
+    // Kestrel: "Failed to bind to address http://127.0.0.1:7007: address already in use."
+    [GeneratedRegex(@"address (?:\w+://)?(?<address>\S*?:(?<port>\d+)):")]
+    private static partial Regex BindFailure();
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Draining: no new connections; open ones finish their request in progress (up to {Seconds} s, then they are aborted)")]
+    private static partial void LogDraining(ILogger logger, int seconds);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Gateway stopped")]
+    private static partial void LogStopped(ILogger logger);
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Gateway started (pid {Pid}, content root {ContentRoot}); Ctrl+C or SIGTERM drains and stops it")]
+    private static partial void LogStarted(ILogger logger, int pid, string contentRoot);
+}

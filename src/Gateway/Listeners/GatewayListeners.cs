@@ -1,0 +1,104 @@
+using System.Net;
+using Gateway.Connections;
+using Gateway.Protocols;
+using Gateway.Protocols.Echo;
+using Gateway.Protocols.Rpc;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+namespace Gateway.Listeners;
+
+/// <summary>
+/// Turns the checked configuration into Kestrel endpoints: one per protocol listener, each running the
+/// admission middleware and then its protocol's <c>ConnectionHandler</c>, plus the admin HTTP endpoint.
+/// Keeps each endpoint's <see cref="ListenOptions"/> so the bound address (port 0 included) can be reported.
+/// </summary>
+public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> endpoints, ILogger<GatewayListeners> logger)
+{
+    private readonly List<(ListenerEndpoint Endpoint, ListenOptions Options)> _bound = [];
+
+    public IReadOnlyList<ListenerEndpoint> Endpoints => endpoints;
+
+    public void Configure(KestrelServerOptions kestrel, ConnectionAdmission admission)
+    {
+        ArgumentNullException.ThrowIfNull(kestrel);
+        ArgumentNullException.ThrowIfNull(admission);
+        foreach (var endpoint in endpoints)
+        {
+            Listen(kestrel, endpoint, options =>
+            {
+                _bound.Add((endpoint, options));
+                switch (endpoint.Protocol)
+                {
+                    case ListenerProtocol.Echo:
+                        options.Use(admission.For(endpoint.Model)).UseConnectionHandler<EchoHandler>();
+                        break;
+                    case ListenerProtocol.Rpc:
+                        options.Use(admission.For(endpoint.Model)).UseConnectionHandler<RpcHandler>();
+                        break;
+                    case null:
+                        options.Protocols = HttpProtocols.Http1;
+                        break;
+                    default:
+                        throw new InvalidOperationException($"{endpoint.Key}: no handler for {endpoint.Protocol}");
+                }
+            });
+        }
+    }
+
+    /// <summary>The endpoint as bound, e.g. with the port the system chose for port 0.</summary>
+    public string BoundAddress(ListenerEndpoint endpoint)
+    {
+        foreach (var (bound, options) in _bound)
+        {
+            if (bound == endpoint)
+            {
+                return (endpoint with { Port = options.IPEndPoint?.Port ?? endpoint.Port }).Display;
+            }
+        }
+
+        return endpoint.Display;
+    }
+
+    public void LogBound()
+    {
+        foreach (var (endpoint, _) in _bound)
+        {
+            var address = BoundAddress(endpoint);
+            if (endpoint.Protocol is null)
+            {
+                LogAdmin(logger, endpoint.Name, address);
+            }
+            else
+            {
+                LogListener(logger, endpoint.Name, address, endpoint.Model);
+            }
+        }
+    }
+
+    /// <summary>The listener whose port a bind failure names, to point the operator at the right key.</summary>
+    public ListenerEndpoint? FindByPort(int port) => endpoints.FirstOrDefault(e => e.Port == port);
+
+    private static void Listen(KestrelServerOptions kestrel, ListenerEndpoint endpoint, Action<ListenOptions> configure)
+    {
+        if (endpoint.Address is null)
+        {
+            kestrel.ListenAnyIP(endpoint.Port, configure);
+        }
+        else if (endpoint.IsLocalhost && endpoint.Port != 0)
+        {
+            // Both loopbacks, as "localhost" means; Kestrel cannot do that with a system-chosen port.
+            kestrel.ListenLocalhost(endpoint.Port, configure);
+        }
+        else
+        {
+            kestrel.Listen(new IPEndPoint(endpoint.Address, endpoint.Port), configure);
+        }
+    }
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "{Listener} listening on {Address} (model {Model})")]
+    private static partial void LogListener(ILogger logger, string listener, string address, string model);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "{Listener} listening on http://{Address}")]
+    private static partial void LogAdmin(ILogger logger, string listener, string address);
+}

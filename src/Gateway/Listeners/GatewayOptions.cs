@@ -1,0 +1,60 @@
+namespace Gateway.Listeners;
+
+/// <summary>The <c>Gateway</c> configuration section (shared/DESIGN.md, "Configuration").</summary>
+public sealed class GatewayOptions
+{
+    public const string SectionName = "Gateway";
+
+    /// <summary>Keyed by protocol name: <c>Echo</c>, <c>Rpc</c>, <c>Ftp</c>.</summary>
+    public Dictionary<string, ListenerOptions> Listeners { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+    public LimitsOptions Limits { get; set; } = new();
+
+    public AdminOptions Admin { get; set; } = new();
+
+    public WorkersOptions Workers { get; set; } = new();
+}
+
+public sealed class ListenerOptions
+{
+    /// <summary>False leaves the listener out; the FTP listener ships off until FTP lands.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary><c>*</c> for every interface (IPv6 and IPv4), <c>localhost</c>, or an IP address.</summary>
+    public string Address { get; set; } = "*";
+
+    /// <summary>0 picks a free port; the chosen one is logged at start.</summary>
+    public int Port { get; set; }
+
+    public string Model { get; set; } = ServerModels.Kestrel;
+}
+
+public sealed class LimitsOptions
+{
+    public int MaxConnections { get; set; } = 100_000;
+
+    /// <summary>0: no per-address limit.</summary>
+    public int MaxConnectionsPerIp { get; set; }
+
+    public int MaxFrameBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>0: connections never time out for idleness.</summary>
+    public int IdleTimeoutSeconds { get; set; } = 300;
+
+    public int ShutdownTimeoutSeconds { get; set; } = 30;
+}
+
+public sealed class AdminOptions
+{
+    public string Url { get; set; } = "http://127.0.0.1:8080";
+
+    public string ApiKey { get; set; } = "";
+}
+
+public sealed class WorkersOptions
+{
+    /// <summary>0: one worker per core.</summary>
+    public int Count { get; set; }
+
+    public string Mode { get; set; } = "async";
+}

@@ -1,0 +1,49 @@
+using System.Buffers;
+using Gateway.Protocols.Framing;
+using Microsoft.AspNetCore.Connections;
+
+namespace Gateway.Protocols.Echo;
+
+/// <summary>
+/// RFC 862: every byte received goes back, in order, until the client closes its side. Backpressure, not
+/// buffering: the handler waits for each flush, so a client that never reads fills the output pipe, the
+/// handler stops reading, the input pipe fills and the transport stops reading the socket.
+/// </summary>
+public sealed class EchoHandler(ProtocolLimits limits) : ConnectionHandler
+{
+    public override async Task OnConnectedAsync(ConnectionContext connection)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        var input = connection.Transport.Input;
+        var output = connection.Transport.Output;
+        using var idle = new IdleTimeout(limits.IdleTimeout);
+        // Graceful close (shutdown, admin): stop waiting for input, send back what was read, return.
+        using var wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection);
+
+        try
+        {
+            while (true)
+            {
+                // The same token bounds the flush: a client that stops reading for the idle period is closed too.
+                idle.Arm();
+                var read = await input.ReadAsync(idle.Token);
+                var buffer = read.Buffer;
+                foreach (var segment in buffer)
+                {
+                    output.Write(segment.Span);
+                }
+
+                input.AdvanceTo(buffer.End);
+                var flush = await output.FlushAsync(idle.Token);
+                if (read.IsCompleted || read.IsCanceled || flush.IsCompleted)
+                {
+                    break;
+                }
+            }
+        }
+        catch (Exception e) when (ConnectionLifetime.IsExpectedEnd(e, idle, connection))
+        {
+            // The peer left, the host aborted the connection, or it sat idle: returning closes it.
+        }
+    }
+}

@@ -1,0 +1,42 @@
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+
+namespace Gateway.Protocols.Framing;
+
+/// <summary>How a handler follows its connection's life: graceful close requests and the ordinary ends.</summary>
+public static class ConnectionLifetime
+{
+    /// <summary>Cancelled when the host asks the connection to close gracefully (shutdown, admin close).</summary>
+    public static CancellationToken CloseRequested(ConnectionContext connection)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        return connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested ?? CancellationToken.None;
+    }
+
+    /// <summary>
+    /// On a close request, wakes a pending read of the transport's input with <c>IsCanceled</c>, so a handler
+    /// waiting for the next message stops waiting and can finish cleanly. Dispose the result when done.
+    /// </summary>
+    public static CancellationTokenRegistration CancelReadsOnCloseRequest(ConnectionContext connection)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        return CloseRequested(connection).Register(
+            static state => ((PipeReader)state!).CancelPendingRead(), connection.Transport.Input);
+    }
+
+    /// <summary>The ordinary ways a connection ends mid-read or mid-write, which a handler ends quietly.</summary>
+    public static bool IsExpectedEnd(Exception exception, IdleTimeout idle, ConnectionContext connection)
+    {
+        ArgumentNullException.ThrowIfNull(idle);
+        ArgumentNullException.ThrowIfNull(connection);
+        return exception switch
+        {
+            // The peer reset the connection, or the host aborted it (grace period over, admin close).
+            ConnectionResetException or ConnectionAbortedException => true,
+            // Our idle timer fired, or a wait tied to the connection's life ended with it.
+            OperationCanceledException => idle.HasExpired || connection.ConnectionClosed.IsCancellationRequested,
+            _ => false,
+        };
+    }
+}

@@ -1,0 +1,64 @@
+using Gateway.Protocols.Framing;
+using Microsoft.AspNetCore.Connections;
+
+namespace Gateway.Protocols.Rpc;
+
+/// <summary>
+/// Length-prefixed JSON RPC. Requests are answered in order; every complete frame already received is
+/// answered before one flush, so a client that pipelines N requests gets N replies in one write.
+/// </summary>
+public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
+{
+    public override async Task OnConnectedAsync(ConnectionContext connection)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        var input = connection.Transport.Input;
+        var frames = new ProtocolReader(input, limits.MaxFrameBytes);
+        using var replies = new RpcReplyWriter(connection.Transport.Output);
+        using var idle = new IdleTimeout(limits.IdleTimeout);
+        // Graceful close (shutdown, admin): the request in progress finishes and is answered, then we return.
+        using var wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection);
+
+        try
+        {
+            var closeRequested = ConnectionLifetime.CloseRequested(connection);
+            while (!closeRequested.IsCancellationRequested)
+            {
+                if (!frames.TryRead(LengthPrefixedFrameReader.Instance, out var read))
+                {
+                    // The batch is answered: send it, then wait for more. One timer arm per batch covers both.
+                    idle.Arm();
+                    if ((await replies.FlushAsync(idle.Token)).IsCompleted)
+                    {
+                        return;
+                    }
+
+                    read = await frames.ReadAsync(LengthPrefixedFrameReader.Instance, idle.Token);
+                }
+
+                if (read.IsMessage)
+                {
+                    await RpcMethods.InvokeAsync(read.Message, replies, connection);
+                    frames.Advance();
+                    continue;
+                }
+
+                if (read.Status == ProtocolReadStatus.TooLarge)
+                {
+                    replies.WriteError(default, RpcErrorCodes.TooLarge,
+                        $"frame over the limit of {limits.MaxFrameBytes} bytes; closing the connection");
+                }
+
+                // Completed (a torn last frame is not an error), Canceled (close requested) or TooLarge.
+                break;
+            }
+
+            idle.Arm();
+            await replies.FlushAsync(idle.Token);
+        }
+        catch (Exception e) when (ConnectionLifetime.IsExpectedEnd(e, idle, connection))
+        {
+            // The peer left, the host aborted the connection, or it sat idle: returning closes it.
+        }
+    }
+}

@@ -1,0 +1,260 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Microsoft.AspNetCore.Connections;
+
+namespace Gateway.Protocols.Rpc;
+
+/// <summary>
+/// What each method does. Parsing the request is done once, then dispatch is a switch on the method
+/// (Garnet's habit). Only <c>sleep</c> completes asynchronously; every other method writes its reply
+/// straight into the connection's reply buffer.
+/// </summary>
+internal static class RpcMethods
+{
+    public const long MaxSleepMilliseconds = 10_000;
+    public const long MaxWorkRounds = 10_000_000;
+
+    public static ValueTask InvokeAsync(in ReadOnlySequence<byte> body, RpcReplyWriter replies, ConnectionContext connection)
+    {
+        if (!RpcRequestParser.TryParse(body, out var request, out var error))
+        {
+            replies.WriteError(request, error.Code, error.Message);
+            return default;
+        }
+
+        string? problem;
+        switch (request.Method)
+        {
+            case RpcMethod.Ping:
+            case RpcMethod.Echo:
+                var json = replies.BeginReply(RpcMethodTable.OutWord(request.Method));
+                if (request.HasParams)
+                {
+                    json.WriteRawValue(request.Params, skipInputValidation: true);
+                }
+                else
+                {
+                    json.WriteNullValue();
+                }
+
+                replies.EndReply(request);
+                return default;
+
+            case RpcMethod.Time:
+                var now = DateTime.UtcNow;
+                JsonSerializer.Serialize(
+                    replies.BeginReply(RpcMethodTable.OutWord(RpcMethod.Time)),
+                    new TimeResult(now, new DateTimeOffset(now).ToUnixTimeMilliseconds()),
+                    RpcJsonContext.Default.TimeResult);
+                replies.EndReply(request);
+                return default;
+
+            case RpcMethod.Sum:
+                problem = Sum(request, replies);
+                break;
+
+            case RpcMethod.Sha256:
+                problem = Sha256(request, replies);
+                break;
+
+            case RpcMethod.Work:
+                problem = TryReadBounded(request, RpcJsonContext.Default.WorkParams, static p => p.Rounds, MaxWorkRounds, "rounds", out var rounds);
+                if (problem is null)
+                {
+                    JsonSerializer.Serialize(
+                        replies.BeginReply(RpcMethodTable.OutWord(RpcMethod.Work)),
+                        new WorkResult(rounds, Work(rounds)),
+                        RpcJsonContext.Default.WorkResult);
+                    replies.EndReply(request);
+                }
+
+                break;
+
+            case RpcMethod.Sleep:
+                problem = TryReadBounded(request, RpcJsonContext.Default.SleepParams, static p => p.Ms, MaxSleepMilliseconds, "ms", out var ms);
+                if (problem is null)
+                {
+                    return SleepAsync(request, ms, replies, connection.ConnectionClosed);
+                }
+
+                break;
+
+            case RpcMethod.WhoAmI:
+                var model = connection.Features.Get<IServerModelFeature>();
+                JsonSerializer.Serialize(
+                    replies.BeginReply(RpcMethodTable.OutWord(RpcMethod.WhoAmI)),
+                    new WhoAmIResult(Environment.ProcessId, model?.Model ?? "unknown", model?.Worker, connection.ConnectionId),
+                    RpcJsonContext.Default.WhoAmIResult);
+                replies.EndReply(request);
+                return default;
+
+            default:
+                replies.WriteError(request, RpcErrorCodes.UnknownMethod,
+                    $"no method \"{request.UnknownName}\"; methods: {string.Join(", ", RpcMethodTable.MethodNames)}");
+                return default;
+        }
+
+        if (problem is not null)
+        {
+            replies.WriteError(request, RpcErrorCodes.BadParams, problem);
+        }
+
+        return default;
+    }
+
+    /// <summary>params: an array of numbers. Integers add exactly while they fit in 64 bits, as in Python.</summary>
+    private static string? Sum(in RpcRequest request, RpcReplyWriter replies)
+    {
+        var json = new Utf8JsonReader(request.Params);
+        if (!request.HasParams || !json.Read() || json.TokenType != JsonTokenType.StartArray)
+        {
+            return "params must be an array of numbers, e.g. [1, 2.5]";
+        }
+
+        long integerTotal = 0;
+        double total = 0;
+        var allIntegers = true;
+        while (json.Read() && json.TokenType != JsonTokenType.EndArray)
+        {
+            if (json.TokenType != JsonTokenType.Number)
+            {
+                return "params must be an array of numbers, e.g. [1, 2.5]";
+            }
+
+            if (allIntegers && json.TryGetInt64(out var integer))
+            {
+                try
+                {
+                    integerTotal = checked(integerTotal + integer);
+                    continue;
+                }
+                catch (OverflowException)
+                {
+                    // Fall through to floating point from here on.
+                }
+            }
+
+            if (allIntegers)
+            {
+                allIntegers = false;
+                total = integerTotal;
+            }
+
+            total += json.GetDouble();
+        }
+
+        if (!allIntegers && !double.IsFinite(total))
+        {
+            return "the sum is not a finite number";
+        }
+
+        var writer = replies.BeginReply(RpcMethodTable.OutWord(RpcMethod.Sum));
+        if (allIntegers)
+        {
+            writer.WriteNumberValue(integerTotal);
+        }
+        else
+        {
+            writer.WriteNumberValue(total);
+        }
+
+        replies.EndReply(request);
+        return null;
+    }
+
+    /// <summary>params: a string; the result is the lowercase hex SHA-256 of its UTF-8 bytes.</summary>
+    private static string? Sha256(in RpcRequest request, RpcReplyWriter replies)
+    {
+        var json = new Utf8JsonReader(request.Params);
+        if (!request.HasParams || !json.Read() || json.TokenType != JsonTokenType.String)
+        {
+            return "params must be a string";
+        }
+
+        var maximum = json.HasValueSequence ? checked((int)json.ValueSequence.Length) : json.ValueSpan.Length;
+        var rented = ArrayPool<byte>.Shared.Rent(Math.Max(maximum, 1));
+        try
+        {
+            var length = json.CopyString(rented);
+            Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+            SHA256.HashData(rented.AsSpan(0, length), hash);
+            Span<char> hex = stackalloc char[SHA256.HashSizeInBytes * 2];
+            Convert.TryToHexStringLower(hash, hex, out _);
+            replies.BeginReply(RpcMethodTable.OutWord(RpcMethod.Sha256)).WriteStringValue(hex);
+            replies.EndReply(request);
+            return null;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>
+    /// The CPU-bound method for comparing models: <paramref name="rounds"/> chained SHA-256 hashes starting
+    /// from 32 zero bytes. Deterministic, so a client can check the answer.
+    /// </summary>
+    internal static string Work(long rounds)
+    {
+        Span<byte> buffers = stackalloc byte[SHA256.HashSizeInBytes * 2];
+        buffers.Clear();
+        var current = buffers[..SHA256.HashSizeInBytes];
+        var next = buffers[SHA256.HashSizeInBytes..];
+        for (long i = 0; i < rounds; i++)
+        {
+            SHA256.HashData(current, next);
+            var swap = current;
+            current = next;
+            next = swap;
+        }
+
+        return Convert.ToHexStringLower(current);
+    }
+
+    private static async ValueTask SleepAsync(RpcRequest request, long milliseconds, RpcReplyWriter replies, CancellationToken connectionClosed)
+    {
+        // Replies already written in this batch must not wait behind the sleep.
+        await replies.FlushAsync(connectionClosed);
+        await Task.Delay(TimeSpan.FromMilliseconds(milliseconds), connectionClosed);
+        replies.BeginReply(RpcMethodTable.OutWord(RpcMethod.Sleep)).WriteNumberValue(milliseconds);
+        replies.EndReply(request);
+    }
+
+    /// <summary>params: a whole number, or an object holding it, e.g. <c>100</c> or <c>{"ms": 100}</c>.</summary>
+    private static string? TryReadBounded<T>(in RpcRequest request, JsonTypeInfo<T> objectForm, Func<T, long> select, long maximum, string name, out long value)
+    {
+        value = 0;
+        if (!request.HasParams)
+        {
+            return Hint(maximum, name);
+        }
+
+        var json = new Utf8JsonReader(request.Params);
+        json.Read();
+        try
+        {
+            if (json.TokenType == JsonTokenType.Number && json.TryGetInt64(out var number))
+            {
+                value = number;
+            }
+            else if (json.TokenType == JsonTokenType.StartObject && JsonSerializer.Deserialize(ref json, objectForm) is { } parsed)
+            {
+                value = select(parsed);
+            }
+            else
+            {
+                return Hint(maximum, name);
+            }
+        }
+        catch (JsonException)
+        {
+            return Hint(maximum, name);
+        }
+
+        return value < 0 || value > maximum ? Hint(maximum, name) : null;
+
+        static string Hint(long maximum, string name) => $"params must be a whole number 0..{maximum} or {{\"{name}\": n}}";
+    }
+}

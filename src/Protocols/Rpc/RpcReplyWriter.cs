@@ -1,0 +1,83 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Gateway.Protocols.Framing;
+
+namespace Gateway.Protocols.Rpc;
+
+/// <summary>
+/// Writes reply frames for one connection into its output pipe without flushing; the handler flushes once
+/// per batch. The JSON writer and its buffer are reused for every reply on the connection.
+/// </summary>
+internal sealed class RpcReplyWriter : IDisposable
+{
+    private static readonly JsonEncodedText OutName = JsonEncodedText.Encode("out");
+    private static readonly JsonEncodedText ResultName = JsonEncodedText.Encode("result");
+    private static readonly JsonEncodedText IdName = JsonEncodedText.Encode("id");
+    private static readonly JsonEncodedText CodeName = JsonEncodedText.Encode("code");
+    private static readonly JsonEncodedText MessageName = JsonEncodedText.Encode("message");
+
+    // Relaxed escaping: replies are read by programs, never embedded in HTML, so UTF-8 text goes out as is.
+    internal static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private readonly PipeWriter _output;
+    private readonly ArrayBufferWriter<byte> _body = new(256);
+    private readonly Utf8JsonWriter _json;
+    private bool _unflushed;
+
+    public RpcReplyWriter(PipeWriter output)
+    {
+        _output = output;
+        _json = new Utf8JsonWriter(_body, WriterOptions);
+    }
+
+    /// <summary>Starts <c>{"out": word, "result":</c>; the caller writes exactly one value, then calls <see cref="EndReply"/>.</summary>
+    public Utf8JsonWriter BeginReply(JsonEncodedText outWord)
+    {
+        _json.WriteStartObject();
+        _json.WriteString(OutName, outWord);
+        _json.WritePropertyName(ResultName);
+        return _json;
+    }
+
+    public void EndReply(in RpcRequest request)
+    {
+        if (request.HasId)
+        {
+            _json.WritePropertyName(IdName);
+            _json.WriteRawValue(request.Id, skipInputValidation: true);
+        }
+
+        _json.WriteEndObject();
+        _json.Flush();
+        LengthPrefixedFrameWriter.WriteFrame(_body.WrittenSpan, _output);
+        _body.ResetWrittenCount();
+        _json.Reset();
+        _unflushed = true;
+    }
+
+    public void WriteError(in RpcRequest request, string code, string message)
+    {
+        var json = BeginReply(RpcMethodTable.ErrorWord);
+        json.WriteStartObject();
+        json.WriteString(CodeName, code);
+        json.WriteString(MessageName, message);
+        json.WriteEndObject();
+        EndReply(request);
+    }
+
+    /// <summary>Sends what was written since the last flush; nothing to send costs nothing.</summary>
+    public ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken)
+    {
+        if (!_unflushed)
+        {
+            return ValueTask.FromResult(default(FlushResult));
+        }
+
+        _unflushed = false;
+        return _output.FlushAsync(cancellationToken);
+    }
+
+    public void Dispose() => _json.Dispose();
+}
