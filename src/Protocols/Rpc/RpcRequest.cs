@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace Gateway.Protocols.Rpc;
 
@@ -35,6 +36,13 @@ internal static class RpcRequestParser
     public static bool TryParse(in ReadOnlySequence<byte> body, out RpcRequest request, out RpcRequestError error)
     {
         request = default;
+        // Utf8JsonReader checks UTF-8 only in strings it transcodes; ping would echo invalid bytes verbatim.
+        if (!IsValidUtf8(body))
+        {
+            error = new(RpcErrorCodes.BadJson, "the body is not valid UTF-8");
+            return false;
+        }
+
         var json = new Utf8JsonReader(body);
         RpcMethod? method = null;
         string? unknownName = null;
@@ -117,6 +125,26 @@ internal static class RpcRequestParser
 
         error = default;
         return true;
+    }
+
+    private static bool IsValidUtf8(in ReadOnlySequence<byte> body)
+    {
+        if (body.IsSingleSegment)
+        {
+            return Utf8.IsValid(body.FirstSpan);
+        }
+
+        // A character may straddle segments, so check one contiguous copy.
+        var copy = ArrayPool<byte>.Shared.Rent(checked((int)body.Length));
+        try
+        {
+            body.CopyTo(copy);
+            return Utf8.IsValid(copy.AsSpan(0, (int)body.Length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(copy);
+        }
     }
 
     private static ReadOnlySequence<byte> ReadRawValue(ref Utf8JsonReader json, in ReadOnlySequence<byte> body)

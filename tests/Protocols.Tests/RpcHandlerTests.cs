@@ -1,0 +1,287 @@
+using System.Buffers.Binary;
+using System.IO.Pipelines;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Gateway.Protocols.Rpc;
+
+namespace Gateway.Protocols.Tests;
+
+public sealed class RpcHandlerTests : IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+    private readonly InMemoryConnection _connection = new();
+    private readonly RpcClient _client;
+    private readonly CancellationTokenSource _timeout = new(Patience);
+
+    public RpcHandlerTests() => _client = new RpcClient(_connection.ClientPipe);
+
+    public void Dispose()
+    {
+        _client.Dispose();
+        _connection.Dispose();
+        _timeout.Dispose();
+    }
+
+    private Task Start(ProtocolLimits? limits = null) =>
+        _connection.RunAsync(new RpcHandler(limits ?? new ProtocolLimits { MaxFrameBytes = 4096, IdleTimeout = TimeSpan.Zero }));
+
+    private async Task<RpcResponse> Call(string method, JsonNode? parameters = null, JsonNode? id = null) =>
+        await _client.CallAsync(method, parameters, id, _timeout.Token);
+
+    private async Task<RpcResponse> CallRaw(string body)
+    {
+        _client.SendRaw(Encoding.UTF8.GetBytes(body));
+        await _client.FlushAsync(_timeout.Token);
+        return await _client.ReceiveAsync(_timeout.Token) ?? throw new EndOfStreamException("no reply to " + body);
+    }
+
+    private async Task FinishAsync(Task handler)
+    {
+        await _connection.ClientOutput.CompleteAsync();
+        await handler.WaitAsync(_timeout.Token);
+    }
+
+    [Fact]
+    public async Task PingAnswersPongWithItsParamsAndTheRequestId()
+    {
+        var handler = Start();
+        var reply = await Call("ping", "ireader 0", 7);
+        Assert.Equal("pong", reply.Out);
+        Assert.Equal("ireader 0", reply.Result.GetString());
+        Assert.Equal(7, reply.Id?.GetInt32());
+
+        var withoutId = await Call("ping", new JsonObject { ["a"] = new JsonArray(1, 2) });
+        Assert.Null(withoutId.Id);
+        Assert.Equal("{\"a\":[1,2]}", withoutId.Result.GetRawText());
+        await FinishAsync(handler);
+    }
+
+    [Fact]
+    public async Task PipelinedBatchIsAnsweredInOrderWithOneFlush()
+    {
+        for (var i = 0; i < 50; i++)
+        {
+            _client.Send(i % 2 == 0 ? "ping" : "echo", $"n{i}", i);
+        }
+
+        await _client.FlushAsync(_timeout.Token);
+        await _connection.ClientOutput.CompleteAsync();
+
+        var handler = Start(); // every frame is already buffered: one batch
+        for (var i = 0; i < 50; i++)
+        {
+            var reply = await _client.ReceiveAsync(_timeout.Token);
+            Assert.NotNull(reply);
+            Assert.Equal(i, reply.Id?.GetInt32());
+            Assert.Equal($"n{i}", reply.Result.GetString());
+            Assert.Equal(i % 2 == 0 ? "pong" : "echo", reply.Out);
+        }
+
+        await handler.WaitAsync(_timeout.Token);
+        Assert.Equal(1, _connection.ServerOutput.Flushes);
+    }
+
+    [Fact]
+    public async Task MethodsComputeTheirResults()
+    {
+        var handler = Start();
+        Assert.Equal("hello", (await Call("echo", "hello")).Result.GetString());
+        Assert.Equal("6", (await Call("sum", new JsonArray(1, 2, 3))).Result.GetRawText());
+        Assert.Equal(0.1 + 0.2, (await Call("sum", new JsonArray(0.1, 0.2))).Result.GetDouble());
+        Assert.Equal(2.0 * long.MaxValue, (await Call("sum", new JsonArray(long.MaxValue, long.MaxValue))).Result.GetDouble());
+        Assert.Equal("0", (await Call("sum", new JsonArray())).Result.GetRawText());
+        Assert.Equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", (await Call("sha256", "abc")).Result.GetString());
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes("héllo \"q\""))), (await Call("sha256", "héllo \"q\"")).Result.GetString());
+
+        var zero = await Call("work", 0);
+        Assert.Equal(new string('0', 64), zero.Result.GetProperty("digest").GetString());
+        var two = await Call("work", new JsonObject { ["rounds"] = 2 });
+        Assert.Equal("work", two.Out);
+        Assert.Equal(2, two.Result.GetProperty("rounds").GetInt64());
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(SHA256.HashData(new byte[32]))), two.Result.GetProperty("digest").GetString());
+
+        var time = await Call("time");
+        Assert.InRange(time.Result.GetProperty("unixMs").GetInt64(),
+            DateTimeOffset.UtcNow.AddMinutes(-1).ToUnixTimeMilliseconds(), DateTimeOffset.UtcNow.AddMinutes(1).ToUnixTimeMilliseconds());
+        Assert.Equal(DateTimeKind.Utc, time.Result.GetProperty("utc").GetDateTime().Kind);
+
+        var slept = await Call("sleep", new JsonObject { ["ms"] = 20 }, "s");
+        Assert.Equal(("sleep", 20, "s"), (slept.Out, slept.Result.GetInt32(), slept.Id?.GetString()));
+        await FinishAsync(handler);
+    }
+
+    [Fact]
+    public async Task WhoAmIReportsProcessModelWorkerAndConnection()
+    {
+        _connection.Context.Features.Set<IServerModelFeature>(new ServerModelFeature("epoll", 3));
+        var handler = Start();
+        var reply = await Call("whoami");
+        Assert.Equal(Environment.ProcessId, reply.Result.GetProperty("pid").GetInt32());
+        Assert.Equal("epoll", reply.Result.GetProperty("model").GetString());
+        Assert.Equal(3, reply.Result.GetProperty("worker").GetInt32());
+        Assert.Equal(_connection.Context.ConnectionId, reply.Result.GetProperty("connection").GetString());
+        await FinishAsync(handler);
+    }
+
+    [Theory]
+    [InlineData("", RpcErrorCodes.BadJson)]
+    [InlineData("not json", RpcErrorCodes.BadJson)]
+    [InlineData("{\"in\":\"ping\"", RpcErrorCodes.BadJson)]
+    [InlineData("{\"in\":\"ping\"} {}", RpcErrorCodes.BadJson)]
+    [InlineData("{\"in\":\"ping\",}", RpcErrorCodes.BadJson)]
+    [InlineData("[1,2,3]", RpcErrorCodes.BadRequest)]
+    [InlineData("\"ping\"", RpcErrorCodes.BadRequest)]
+    [InlineData("{\"params\":1}", RpcErrorCodes.BadRequest)]
+    [InlineData("{\"in\":5}", RpcErrorCodes.BadRequest)]
+    [InlineData("{\"in\":\"nope\"}", RpcErrorCodes.UnknownMethod)]
+    [InlineData("{\"in\":\"PING\"}", RpcErrorCodes.UnknownMethod)]
+    [InlineData("{\"in\":\"sum\",\"params\":\"1,2\"}", RpcErrorCodes.BadParams)]
+    [InlineData("{\"in\":\"sum\",\"params\":[1,\"2\"]}", RpcErrorCodes.BadParams)]
+    [InlineData("{\"in\":\"sum\",\"params\":[1e308,1e308]}", RpcErrorCodes.BadParams)]
+    [InlineData("{\"in\":\"sum\"}", RpcErrorCodes.BadParams)]
+    [InlineData("{\"in\":\"sha256\",\"params\":5}", RpcErrorCodes.BadParams)]
+    [InlineData("{\"in\":\"work\",\"params\":-1}", RpcErrorCodes.BadParams)]
+    [InlineData("{\"in\":\"work\",\"params\":10000001}", RpcErrorCodes.BadParams)]
+    [InlineData("{\"in\":\"work\",\"params\":1.5}", RpcErrorCodes.BadParams)]
+    [InlineData("{\"in\":\"work\",\"params\":{\"rounds\":\"3\"}}", RpcErrorCodes.BadParams)]
+    [InlineData("{\"in\":\"work\",\"params\":{\"r\":3}}", RpcErrorCodes.BadParams)]
+    [InlineData("{\"in\":\"sleep\",\"params\":10001}", RpcErrorCodes.BadParams)]
+    [InlineData("{\"in\":\"sleep\"}", RpcErrorCodes.BadParams)]
+    public async Task BadRequestGetsItsErrorCodeAndTheConnectionStaysUsable(string body, string code)
+    {
+        var handler = Start();
+        var reply = await CallRaw(body);
+        Assert.True(reply.IsError, reply.Result.GetRawText());
+        Assert.Equal(code, reply.ErrorCode);
+        Assert.False(string.IsNullOrEmpty(reply.Result.GetProperty("message").GetString()));
+        Assert.Equal("pong", (await Call("ping", 1)).Out);
+        await FinishAsync(handler);
+    }
+
+    [Fact]
+    public async Task ErrorReplyCarriesTheIdOfAValidRequest()
+    {
+        var handler = Start();
+        var reply = await CallRaw("{\"in\":\"nope\",\"id\":{\"k\":[1]}}");
+        Assert.Equal(RpcErrorCodes.UnknownMethod, reply.ErrorCode);
+        Assert.Equal("{\"k\":[1]}", reply.Id?.GetRawText());
+        Assert.Contains("nope", reply.Result.GetProperty("message").GetString(), StringComparison.Ordinal);
+        await FinishAsync(handler);
+    }
+
+    [Fact]
+    public async Task InvalidUtf8IsBadJson()
+    {
+        var handler = Start();
+        _client.SendRaw([.. "{\"in\":\"ping\",\"params\":\""u8, 0xC3, 0x28, .. "\"}"u8]);
+        await _client.FlushAsync(_timeout.Token);
+        var reply = await _client.ReceiveAsync(_timeout.Token);
+        Assert.Equal(RpcErrorCodes.BadJson, reply?.ErrorCode);
+        await FinishAsync(handler);
+    }
+
+    [Fact]
+    public async Task FrameOverTheLimitGetsTooLargeThenTheConnectionCloses()
+    {
+        var handler = Start();
+        var header = new byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(header, 4097);
+        await _connection.ClientOutput.WriteAsync(header, _timeout.Token); // no body needed to be refused
+
+        var reply = await _client.ReceiveAsync(_timeout.Token);
+        Assert.Equal(RpcErrorCodes.TooLarge, reply?.ErrorCode);
+        Assert.Null(await _client.ReceiveAsync(_timeout.Token));
+        await handler.WaitAsync(_timeout.Token);
+    }
+
+    [Fact]
+    public async Task FrameOfExactlyTheLimitIsAnswered()
+    {
+        var handler = Start();
+        var padding = new string('x', 4096 - "{\"in\":\"echo\",\"params\":\"\"}".Length);
+        var reply = await CallRaw($"{{\"in\":\"echo\",\"params\":\"{padding}\"}}");
+        Assert.Equal(padding, reply.Result.GetString());
+        await FinishAsync(handler);
+    }
+
+    [Fact]
+    public async Task TornFramesSentOneByteAtATimeAreAnswered()
+    {
+        var handler = Start();
+        var body = Encoding.UTF8.GetBytes("{\"in\":\"ping\",\"params\":[1,2],\"id\":\"t\"}");
+        var frame = new byte[4 + body.Length];
+        BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)body.Length);
+        body.CopyTo(frame, 4);
+        for (var i = 0; i < frame.Length; i++)
+        {
+            await _connection.ClientOutput.WriteAsync(frame.AsMemory(i, 1), _timeout.Token);
+        }
+
+        var reply = await _client.ReceiveAsync(_timeout.Token);
+        Assert.Equal(("pong", "[1,2]", "t"), (reply?.Out, reply?.Result.GetRawText(), reply?.Id?.GetString()));
+        await FinishAsync(handler);
+    }
+
+    [Fact]
+    public async Task ClientClosingMidFrameEndsTheConnectionQuietly()
+    {
+        var handler = Start();
+        await _connection.ClientOutput.WriteAsync(new byte[] { 20, 0, 0, 0, (byte)'{' }, _timeout.Token);
+        await FinishAsync(handler); // completes without throwing
+        Assert.Empty(await _connection.ReadToEndAsync(_timeout.Token));
+    }
+
+    [Fact]
+    public async Task SleepSendsEarlierRepliesFirstAndACloseRequestLetsItFinish()
+    {
+        var handler = Start();
+        _client.Send("ping", 1, 1);
+        _client.Send("sleep", 300, 2);
+        _client.Send("ping", 3, 3);
+        await _client.FlushAsync(_timeout.Token);
+
+        // The first reply is flushed before the sleep starts, so it arrives while the sleep runs.
+        Assert.Equal(1, (await _client.ReceiveAsync(_timeout.Token))?.Id?.GetInt32());
+        _connection.RequestClose();
+
+        var slept = await _client.ReceiveAsync(_timeout.Token);
+        Assert.Equal(("sleep", 2), (slept?.Out, slept?.Id?.GetInt32()));
+        // The close request ends the connection after the request in progress: the third is not started.
+        Assert.Null(await _client.ReceiveAsync(_timeout.Token));
+        await handler.WaitAsync(_timeout.Token);
+    }
+
+    [Fact]
+    public async Task CloseRequestWakesAHandlerWaitingForInput()
+    {
+        var handler = Start();
+        Assert.Equal("pong", (await Call("ping")).Out);
+        _connection.RequestClose();
+        await handler.WaitAsync(_timeout.Token);
+        Assert.Null(await _client.ReceiveAsync(_timeout.Token));
+    }
+
+    [Fact]
+    public async Task ConnectionClosedUnderASleepEndsTheHandlerQuietly()
+    {
+        var handler = Start();
+        _client.Send("ping", null, 1);
+        _client.Send("sleep", 10_000, 2);
+        await _client.FlushAsync(_timeout.Token);
+        Assert.Equal(1, (await _client.ReceiveAsync(_timeout.Token))?.Id?.GetInt32());
+        _connection.Close();
+        await handler.WaitAsync(_timeout.Token);
+    }
+
+    [Fact]
+    public async Task IdleConnectionIsClosedEvenWhileAFrameTrickles()
+    {
+        var handler = Start(new ProtocolLimits { MaxFrameBytes = 4096, IdleTimeout = TimeSpan.FromMilliseconds(200) });
+        Assert.Equal("pong", (await Call("ping")).Out);
+        await _connection.ClientOutput.WriteAsync(new byte[] { 30, 0 }, _timeout.Token); // half a header, then silence
+        await handler.WaitAsync(_timeout.Token);
+        Assert.Null(await _client.ReceiveAsync(_timeout.Token));
+    }
+}
