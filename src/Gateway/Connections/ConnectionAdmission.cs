@@ -24,7 +24,7 @@ public sealed partial class ConnectionAdmission(LimitsOptions limits, ILogger<Co
     private long _accepted;
     private long _rejected;
     private long _rejectedSinceLog;
-    private long _lastRejectionLog = long.MinValue;
+    private long _lastRejectionLog = -1; // Environment.TickCount64 of the last line; -1: none yet
 
     public int Active => Volatile.Read(ref _active);
 
@@ -102,7 +102,7 @@ public sealed partial class ConnectionAdmission(LimitsOptions limits, ILogger<Co
         Interlocked.Increment(ref _rejectedSinceLog);
         var now = Environment.TickCount64;
         var last = Interlocked.Read(ref _lastRejectionLog);
-        if (now - last >= (long)RejectionLogInterval.TotalMilliseconds
+        if ((last < 0 || now - last >= (long)RejectionLogInterval.TotalMilliseconds)
             && Interlocked.CompareExchange(ref _lastRejectionLog, now, last) == last)
         {
             LogRejected(logger, Interlocked.Exchange(ref _rejectedSinceLog, 0), connection.RemoteEndPoint?.ToString(),

@@ -1,0 +1,75 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Gateway.Tests;
+
+/// <summary>Bad settings stop the process at start with one line that names the key, never a stack trace.</summary>
+public sealed class ConfigurationTests
+{
+    private static void AssertOneLineNaming(string stderr, params string[] expected)
+    {
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected one line, got:\n{stderr}");
+        foreach (var text in expected)
+        {
+            Assert.Contains(text, lines[0], StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("--Gateway:Listeners:Rpc:Port=abc", "Gateway:Listeners:Rpc:Port", "not a TCP port")]
+    [InlineData("--Gateway:Listeners:Echo:Port=65536", "Gateway:Listeners:Echo:Port", "not a TCP port")]
+    [InlineData("--Gateway:Listeners:Rpc:Model=turbo", "Gateway:Listeners:Rpc:Model", "not a model")]
+    [InlineData("--Gateway:Listeners:Rpc:Model=epoll", "Gateway:Listeners:Rpc:Model", "not available yet")]
+    [InlineData("--Gateway:Listeners:Echo:Model=prefork", "Gateway:Listeners:Echo:Model", "not available yet")]
+    [InlineData("--Gateway:Listeners:Ftp:Enabled=true", "Gateway:Listeners:Ftp:Enabled", "not available yet")]
+    [InlineData("--Gateway:Listeners:Gopher:Port=70", "Gateway:Listeners:Gopher", "not a protocol")]
+    [InlineData("--Gateway:Listeners:Echo:Address=somewhere", "Gateway:Listeners:Echo:Address", "not an IP address")]
+    [InlineData("--Gateway:Limits:MaxFrameBytes=0", "Gateway:Limits:MaxFrameBytes", "between")]
+    [InlineData("--Gateway:Limits:IdleTimeoutSeconds=soon", "Gateway:Limits:IdleTimeoutSeconds", "Int32")]
+    [InlineData("--Gateway:Admin:Url=ftp://127.0.0.1:21", "Gateway:Admin:Url", "http://")]
+    [InlineData("--Gateway:Workers:Mode=forking", "Gateway:Workers:Mode", "async, sync, per-connection")]
+    public async Task BadSettingExitsNonZeroWithOneLineNamingTheKey(string setting, string key, string reason)
+    {
+        var (exitCode, _, stderr) = await GatewayProcess.RunToExitAsync([.. GatewayProcess.LoopbackArgs, setting]);
+        Assert.Equal(2, exitCode);
+        AssertOneLineNaming(stderr, key, reason);
+    }
+
+    [Fact]
+    public async Task TwoListenersOnOnePortIsAClash()
+    {
+        string[] args =
+        [
+            .. GatewayProcess.LoopbackArgs,
+            "--Gateway:Listeners:Echo:Port=7100", "--Gateway:Listeners:Rpc:Port=7100",
+        ];
+        var (exitCode, _, stderr) = await GatewayProcess.RunToExitAsync(args);
+        Assert.Equal(2, exitCode);
+        AssertOneLineNaming(stderr, "Gateway:Listeners:Rpc", "port 7100 is already taken by Gateway:Listeners:Echo");
+    }
+
+    [Fact]
+    public async Task EnvironmentVariablesOverrideTheFile()
+    {
+        var environment = new Dictionary<string, string> { ["Gateway__Listeners__Rpc__Model"] = "select" };
+        var (exitCode, _, stderr) = await GatewayProcess.RunToExitAsync(GatewayProcess.LoopbackArgs, environment);
+        Assert.Equal(2, exitCode);
+        AssertOneLineNaming(stderr, "Gateway:Listeners:Rpc:Model", "'select'");
+    }
+
+    [Fact]
+    public async Task PortAlreadyInUseExitsNonZeroNamingTheListener()
+    {
+        using var squatter = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        squatter.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        squatter.Listen();
+        var port = ((IPEndPoint)squatter.LocalEndPoint!).Port;
+
+        var (exitCode, _, stderr) = await GatewayProcess.RunToExitAsync([.. GatewayProcess.LoopbackArgs, $"--Gateway:Listeners:Rpc:Port={port}"]);
+        Assert.Equal(1, exitCode);
+        AssertOneLineNaming(stderr, "Gateway:Listeners:Rpc", $"127.0.0.1:{port}", "in use");
+    }
+}

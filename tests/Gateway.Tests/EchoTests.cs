@@ -1,0 +1,112 @@
+using System.Net.Sockets;
+using System.Security.Cryptography;
+
+namespace Gateway.Tests;
+
+[Collection(SharedGateway.Name)]
+public sealed class EchoTests(GatewayFixture fixture)
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+
+    /// <summary>Sends all of <paramref name="data"/>, half-closes, and meanwhile reads everything echoed until EOF.</summary>
+    private static async Task<byte[]> EchoAsync(Socket socket, byte[] data, CancellationToken cancellationToken)
+    {
+        var sending = Task.Run(async () =>
+        {
+            for (var offset = 0; offset < data.Length; offset += 65536)
+            {
+                await socket.SendAsync(data.AsMemory(offset, Math.Min(65536, data.Length - offset)), SocketFlags.None, cancellationToken);
+            }
+
+            socket.Shutdown(SocketShutdown.Send);
+        }, cancellationToken);
+
+        using var received = new MemoryStream(data.Length);
+        var buffer = new byte[65536];
+        int n;
+        while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken)) > 0)
+        {
+            received.Write(buffer, 0, n);
+        }
+
+        await sending;
+        return received.ToArray();
+    }
+
+    [Fact]
+    public async Task SeveralMiBSentAndReadConcurrentlyComeBackIdentical()
+    {
+        using var timeout = new CancellationTokenSource(Patience);
+        var data = RandomNumberGenerator.GetBytes(6 * 1024 * 1024);
+        using var socket = await TcpClients.ConnectAsync(fixture.Gateway.Echo, cancellationToken: timeout.Token);
+        var echoed = await EchoAsync(socket, data, timeout.Token);
+        Assert.Equal(data.Length, echoed.Length);
+        Assert.True(data.AsSpan().SequenceEqual(echoed), "echoed bytes differ");
+    }
+
+    [Fact]
+    public async Task FiftyClientsAtOnceEachGetTheirOwnBytesBack()
+    {
+        using var timeout = new CancellationTokenSource(Patience);
+        var results = await Task.WhenAll(Enumerable.Range(0, 50).Select(async i =>
+        {
+            var data = RandomNumberGenerator.GetBytes(100_000 + i);
+            using var socket = await TcpClients.ConnectAsync(fixture.Gateway.Echo, cancellationToken: timeout.Token);
+            var echoed = await EchoAsync(socket, data, timeout.Token);
+            return data.AsSpan().SequenceEqual(echoed);
+        }));
+        Assert.All(results, Assert.True);
+    }
+
+    [Fact]
+    public async Task ClientThatNeverReadsIsHeldBackAndLosesNothing()
+    {
+        using var socket = await TcpClients.ConnectAsync(fixture.Gateway.Echo);
+        socket.Blocking = false;
+        var chunk = new byte[65536];
+        long sent = 0;
+        var stalledSince = DateTime.UtcNow;
+        var deadline = DateTime.UtcNow + Patience;
+        // Send without reading until the server holds us back: nothing accepted for 2 s. Without backpressure
+        // the server would buffer without bound and the 512 MiB cap would end the loop instead.
+        while (sent < 512L * 1024 * 1024 && DateTime.UtcNow < deadline && DateTime.UtcNow - stalledSince < TimeSpan.FromSeconds(2))
+        {
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                chunk[i] = (byte)((sent + i) % 251); // a pattern keyed to the stream position survives partial sends
+            }
+
+            var n = socket.Send(chunk, 0, chunk.Length, SocketFlags.None, out var error);
+            if (error == SocketError.WouldBlock)
+            {
+                await Task.Delay(50);
+                continue;
+            }
+
+            Assert.Equal(SocketError.Success, error);
+            sent += n;
+            stalledSince = DateTime.UtcNow;
+        }
+
+        // Kernel socket buffers on both sides plus the gateway's bounded pipes: tens of MiB at most.
+        Assert.InRange(sent, 1, 64L * 1024 * 1024);
+
+        socket.Blocking = true;
+        socket.Shutdown(SocketShutdown.Send);
+        using var timeout = new CancellationTokenSource(Patience);
+        var buffer = new byte[65536];
+        long received = 0;
+        int got;
+        while ((got = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token)) > 0)
+        {
+            for (var i = 0; i < got; i++)
+            {
+                Assert.True(buffer[i] == (byte)((received + i) % 251), $"byte {received + i} differs");
+            }
+
+            received += got;
+        }
+
+        Assert.Equal(sent, received);
+    }
+}

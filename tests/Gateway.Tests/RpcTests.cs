@@ -1,0 +1,201 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using Gateway.Protocols.Rpc;
+
+namespace Gateway.Tests;
+
+[Collection(SharedGateway.Name)]
+public sealed class RpcTests(GatewayFixture fixture)
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task ThousandConcurrentClientsEachGetTheirOwnPong()
+    {
+        using var timeout = new CancellationTokenSource(Patience);
+        var connections = new RpcConnection[1000];
+        using var connecting = new SemaphoreSlim(64);
+        try
+        {
+            // All thousand are open at once before any of them asks anything.
+            await Task.WhenAll(Enumerable.Range(0, connections.Length).Select(async i =>
+            {
+                await connecting.WaitAsync(timeout.Token);
+                try
+                {
+                    connections[i] = await RpcConnection.OpenAsync(fixture.Gateway.Rpc, timeout.Token);
+                }
+                finally
+                {
+                    connecting.Release();
+                }
+            }));
+
+            var replies = await Task.WhenAll(connections.Select((c, i) => c.Client.CallAsync("ping", $"client {i}", cancellationToken: timeout.Token)));
+            for (var i = 0; i < replies.Length; i++)
+            {
+                Assert.Equal(("pong", $"client {i}"), (replies[i].Out, replies[i].Result.GetString()));
+            }
+        }
+        finally
+        {
+            foreach (var connection in connections.Where(c => c is not null))
+            {
+                await connection.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task PipelinedRequestsWithIdsAreAnsweredInOrder()
+    {
+        using var timeout = new CancellationTokenSource(Patience);
+        await using var connection = await RpcConnection.OpenAsync(fixture.Gateway.Rpc, timeout.Token);
+        string[] methods = ["ping", "echo", "sum", "sha256", "nope"];
+        for (var i = 0; i < 200; i++)
+        {
+            var method = methods[i % methods.Length];
+            JsonNode parameters = method switch { "sum" => new JsonArray(i, 1), _ => $"p{i}" };
+            connection.Client.Send(method, parameters, $"id-{i}");
+        }
+
+        await connection.Client.FlushAsync(timeout.Token); // all 200 requests before reading any reply
+        for (var i = 0; i < 200; i++)
+        {
+            var reply = await connection.Client.ReceiveAsync(timeout.Token);
+            Assert.NotNull(reply);
+            Assert.Equal($"id-{i}", reply.Id?.GetString());
+            switch (methods[i % methods.Length])
+            {
+                case "sum":
+                    Assert.Equal(i + 1, reply.Result.GetInt32());
+                    break;
+                case "nope":
+                    Assert.Equal(RpcErrorCodes.UnknownMethod, reply.ErrorCode);
+                    break;
+                case "sha256":
+                    Assert.Equal(64, reply.Result.GetString()?.Length);
+                    break;
+                default:
+                    Assert.Equal($"p{i}", reply.Result.GetString());
+                    break;
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("{\"in\":\"ping\"", RpcErrorCodes.BadJson)]
+    [InlineData("[\"ping\"]", RpcErrorCodes.BadRequest)]
+    [InlineData("{\"in\":\"launch\"}", RpcErrorCodes.UnknownMethod)]
+    [InlineData("{\"in\":\"sum\",\"params\":{\"a\":1}}", RpcErrorCodes.BadParams)]
+    public async Task ErrorReplyKeepsTheConnectionUsable(string body, string code)
+    {
+        using var timeout = new CancellationTokenSource(Patience);
+        await using var connection = await RpcConnection.OpenAsync(fixture.Gateway.Rpc, timeout.Token);
+        connection.Client.SendRaw(Encoding.UTF8.GetBytes(body));
+        await connection.Client.FlushAsync(timeout.Token);
+        var reply = await connection.Client.ReceiveAsync(timeout.Token);
+        Assert.Equal(("error", code), (reply?.Out, reply?.ErrorCode));
+        Assert.Equal("pong", (await connection.Client.CallAsync("ping", cancellationToken: timeout.Token)).Out);
+    }
+
+    [Fact]
+    public async Task FrameOverMaxFrameBytesGetsTooLargeAndTheConnectionCloses()
+    {
+        using var timeout = new CancellationTokenSource(Patience);
+        await using var connection = await RpcConnection.OpenAsync(fixture.Gateway.Rpc, timeout.Token);
+        var header = new byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(header, 1024 * 1024 + 1); // the default limit is 1 MiB
+        await connection.Socket.SendAsync(header, SocketFlags.None, timeout.Token);
+        var reply = await connection.Client.ReceiveAsync(timeout.Token);
+        Assert.Equal(RpcErrorCodes.TooLarge, reply?.ErrorCode);
+        Assert.Null(await connection.Client.ReceiveAsync(timeout.Token));
+    }
+
+    [Fact]
+    public async Task FrameOfExactlyMaxFrameBytesIsAnswered()
+    {
+        // The transport's input buffer must hold a whole largest frame, or this one could never complete.
+        using var timeout = new CancellationTokenSource(Patience);
+        await using var connection = await RpcConnection.OpenAsync(fixture.Gateway.Rpc, timeout.Token);
+        var padding = new string('x', 1024 * 1024 - "{\"in\":\"echo\",\"params\":\"\"}".Length);
+        connection.Client.SendRaw(Encoding.UTF8.GetBytes($"{{\"in\":\"echo\",\"params\":\"{padding}\"}}"));
+        await connection.Client.FlushAsync(timeout.Token);
+        var reply = await connection.Client.ReceiveAsync(timeout.Token);
+        Assert.Equal(padding.Length, reply?.Result.GetString()?.Length);
+    }
+
+    [Fact]
+    public async Task TornFramesSentByteByByteAreAnswered()
+    {
+        using var timeout = new CancellationTokenSource(Patience);
+        await using var connection = await RpcConnection.OpenAsync(fixture.Gateway.Rpc, timeout.Token);
+        var body = Encoding.UTF8.GetBytes("{\"in\":\"echo\",\"params\":\"torn\",\"id\":42}");
+        var frames = new byte[2 * (4 + body.Length)];
+        for (var f = 0; f < 2; f++)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(frames.AsSpan(f * (4 + body.Length)), (uint)body.Length);
+            body.CopyTo(frames, f * (4 + body.Length) + 4);
+        }
+
+        for (var i = 0; i < frames.Length; i++)
+        {
+            await connection.Socket.SendAsync(frames.AsMemory(i, 1), SocketFlags.None, timeout.Token);
+            if (i % 8 == 0)
+            {
+                await Task.Delay(1, timeout.Token); // let the pieces leave as separate segments
+            }
+        }
+
+        for (var f = 0; f < 2; f++)
+        {
+            var reply = await connection.Client.ReceiveAsync(timeout.Token);
+            Assert.Equal(("echo", "torn", 42), (reply?.Out, reply?.Result.GetString(), reply?.Id?.GetInt32()));
+        }
+    }
+
+    [Fact]
+    public async Task WhoAmIReportsTheGatewayPidAndTheKestrelModel()
+    {
+        using var timeout = new CancellationTokenSource(Patience);
+        await using var connection = await RpcConnection.OpenAsync(fixture.Gateway.Rpc, timeout.Token);
+        var reply = await connection.Client.CallAsync("whoami", cancellationToken: timeout.Token);
+        Assert.Equal(fixture.Gateway.Pid, reply.Result.GetProperty("pid").GetInt32());
+        Assert.Equal("kestrel", reply.Result.GetProperty("model").GetString());
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, reply.Result.GetProperty("worker").ValueKind);
+        Assert.False(string.IsNullOrEmpty(reply.Result.GetProperty("connection").GetString()));
+    }
+
+    [Fact]
+    public async Task PythonSeedClientPingsTenTimesOnOneConnection()
+    {
+        var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "rpc_seed_client.py");
+        var start = new ProcessStartInfo("python3") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(script);
+        start.ArgumentList.Add(fixture.Gateway.Rpc.Address.ToString());
+        start.ArgumentList.Add(fixture.Gateway.Rpc.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        start.ArgumentList.Add("10");
+        using var python = Process.Start(start)!;
+        var stdout = python.StandardOutput.ReadToEndAsync();
+        var stderr = python.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(Patience);
+        try
+        {
+            await python.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!python.HasExited)
+            {
+                python.Kill();
+            }
+        }
+
+        Assert.True(python.ExitCode == 0, $"python3 exited {python.ExitCode}: {await stderr}");
+        var expected = Enumerable.Range(0, 10).Select(i => $"pong ireader {i}");
+        Assert.Equal(expected, (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+}

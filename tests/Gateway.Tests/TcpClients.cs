@@ -1,0 +1,86 @@
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using Gateway.Protocols.Rpc;
+
+namespace Gateway.Tests;
+
+internal static class TcpClients
+{
+    public static async Task<Socket> ConnectAsync(IPEndPoint endpoint, IPAddress? from = null, CancellationToken cancellationToken = default)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            if (from is not null)
+            {
+                socket.Bind(new IPEndPoint(from, 0));
+            }
+
+            await socket.ConnectAsync(endpoint, cancellationToken);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Reads until the server closes; returns how many bytes came, or -1 if nothing closed it in time.</summary>
+    public static async Task<long> ReadUntilClosedAsync(Socket socket, TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        var buffer = new byte[64 * 1024];
+        long total = 0;
+        try
+        {
+            while (true)
+            {
+                var n = await socket.ReceiveAsync(buffer, SocketFlags.None, cancel.Token);
+                if (n == 0)
+                {
+                    return total;
+                }
+
+                total += n;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return -1;
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            return total;
+        }
+    }
+}
+
+/// <summary>An <see cref="RpcClient"/> over a real TCP connection.</summary>
+internal sealed class RpcConnection : IAsyncDisposable
+{
+    private readonly NetworkStream _stream;
+
+    private RpcConnection(Socket socket)
+    {
+        Socket = socket;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        Client = new RpcClient(new DuplexPipe(PipeReader.Create(_stream), PipeWriter.Create(_stream)));
+    }
+
+    public Socket Socket { get; }
+
+    public RpcClient Client { get; }
+
+    public static async Task<RpcConnection> OpenAsync(IPEndPoint endpoint, CancellationToken cancellationToken = default) =>
+        new(await TcpClients.ConnectAsync(endpoint, cancellationToken: cancellationToken));
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await _stream.DisposeAsync();
+    }
+
+    private sealed record DuplexPipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;
+}
