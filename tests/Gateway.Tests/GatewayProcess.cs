@@ -88,9 +88,15 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
     }
 
     /// <summary>Runs the gateway expecting it to stop by itself (e.g. on bad configuration).</summary>
-    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunToExitAsync(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    public static Task<(int ExitCode, string Stdout, string Stderr)> RunToExitAsync(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null) =>
+        RunToExitAsync(Command(args, environment));
+
+    /// <summary>Runs any child process to its end, killing it (by its id) if it outlives the timeout.</summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunToExitAsync(ProcessStartInfo start)
     {
-        using var process = Process.Start(Command(args, environment))!;
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(StartTimeout);

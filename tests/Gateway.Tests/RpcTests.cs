@@ -173,29 +173,15 @@ public sealed class RpcTests(GatewayFixture fixture)
     public async Task PythonSeedClientPingsTenTimesOnOneConnection()
     {
         var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "rpc_seed_client.py");
-        var start = new ProcessStartInfo("python3") { RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new ProcessStartInfo("python3");
         start.ArgumentList.Add(script);
         start.ArgumentList.Add(fixture.Gateway.Rpc.Address.ToString());
         start.ArgumentList.Add(fixture.Gateway.Rpc.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
         start.ArgumentList.Add("10");
-        using var python = Process.Start(start)!;
-        var stdout = python.StandardOutput.ReadToEndAsync();
-        var stderr = python.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(Patience);
-        try
-        {
-            await python.WaitForExitAsync(timeout.Token);
-        }
-        finally
-        {
-            if (!python.HasExited)
-            {
-                python.Kill();
-            }
-        }
+        var (exitCode, stdout, stderr) = await GatewayProcess.RunToExitAsync(start);
 
-        Assert.True(python.ExitCode == 0, $"python3 exited {python.ExitCode}: {await stderr}");
+        Assert.True(exitCode == 0, $"python3 exited {exitCode}: {stderr}");
         var expected = Enumerable.Range(0, 10).Select(i => $"pong ireader {i}");
-        Assert.Equal(expected, (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(expected, stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 }

@@ -8,7 +8,12 @@ namespace Gateway.Listeners;
 /// <param name="Address">Null means every interface; <see cref="IPAddress.Loopback"/> with <paramref name="IsLocalhost"/> means both loopbacks.</param>
 public sealed record ListenerEndpoint(string Key, string Name, ListenerProtocol? Protocol, string Model, IPAddress? Address, bool IsLocalhost, int Port)
 {
-    public string Display => $"{(Address is null ? "*" : IsLocalhost ? "localhost" : Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{Address}]" : Address.ToString())}:{Port}";
+    public string Display => Address switch
+    {
+        null => $"*:{Port}",
+        _ when IsLocalhost => $"localhost:{Port}",
+        _ => new IPEndPoint(Address, Port).ToString(), // brackets an IPv6 address
+    };
 
     /// <summary>Whether two endpoints would compete for the same socket address.</summary>
     public bool Overlaps(ListenerEndpoint other) =>

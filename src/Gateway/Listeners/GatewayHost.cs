@@ -8,8 +8,9 @@ namespace Gateway.Listeners;
 public static partial class GatewayHost
 {
     /// <summary>
-    /// The content root holds appsettings.json: the current directory when it has one (`dotnet run` from the
-    /// repository root), else the binary's own folder, which carries a copy.
+    /// The content root holds appsettings.json: the current directory when it has one (the binary started
+    /// from the repository root or a deployment folder), else the binary's own folder, which carries a copy
+    /// of the repository's file (`dotnet run` starts the process in src/Gateway, so it lands here).
     /// </summary>
     public static string LocateContentRoot()
     {

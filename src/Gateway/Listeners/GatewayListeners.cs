@@ -17,8 +17,6 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
 {
     private readonly List<(ListenerEndpoint Endpoint, ListenOptions Options)> _bound = [];
 
-    public IReadOnlyList<ListenerEndpoint> Endpoints => endpoints;
-
     public void Configure(KestrelServerOptions kestrel, ConnectionAdmission admission)
     {
         ArgumentNullException.ThrowIfNull(kestrel);
@@ -46,32 +44,21 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
         }
     }
 
-    /// <summary>The endpoint as bound, e.g. with the port the system chose for port 0.</summary>
-    public string BoundAddress(ListenerEndpoint endpoint)
-    {
-        foreach (var (bound, options) in _bound)
-        {
-            if (bound == endpoint)
-            {
-                return (endpoint with { Port = options.IPEndPoint?.Port ?? endpoint.Port }).Display;
-            }
-        }
-
-        return endpoint.Display;
-    }
+    /// <summary>The endpoints as bound, with the ports the system chose for port 0. Valid once the server started.</summary>
+    public IEnumerable<ListenerEndpoint> Bound() =>
+        _bound.Select(b => b.Endpoint with { Port = b.Options.IPEndPoint?.Port ?? b.Endpoint.Port });
 
     public void LogBound()
     {
-        foreach (var (endpoint, _) in _bound)
+        foreach (var endpoint in Bound())
         {
-            var address = BoundAddress(endpoint);
             if (endpoint.Protocol is null)
             {
-                LogAdmin(logger, endpoint.Name, address);
+                LogAdmin(logger, endpoint.Name, endpoint.Display);
             }
             else
             {
-                LogListener(logger, endpoint.Name, address, endpoint.Model);
+                LogListener(logger, endpoint.Name, endpoint.Display, endpoint.Model);
             }
         }
     }
