@@ -1,7 +1,8 @@
 using Gateway.Admin;
 using Gateway.Listeners;
+using Gateway.Telemetry;
 
-// Composition only: configuration → listeners → admin endpoints → run.
+// Composition only: configuration → listeners → admin endpoints and telemetry → run.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
     Args = args,
@@ -21,5 +22,8 @@ if (!GatewayConfiguration.TryLoad(builder.Configuration, out var options, out va
 builder.AddGateway(options, endpoints);
 
 var app = builder.Build();
+app.UseAdminOpenApi();
 app.MapHealthEndpoints();
+app.MapAdminEndpoints();
+app.MapGatewayMetrics();
 return await app.RunGatewayAsync();

@@ -2,10 +2,20 @@ namespace Gateway.Admin;
 
 public static class HealthEndpoints
 {
-    /// <summary><c>/healthz</c>: the process is alive and serving HTTP (Kubernetes liveness).</summary>
     public static IEndpointRouteBuilder MapHealthEndpoints(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapGet("/healthz", () => Results.Text("ok\n"));
+        endpoints.MapGet("/healthz", () => Results.Text("ok\n"))
+            .WithTags("health")
+            .WithSummary("Liveness: the process is alive and serving HTTP");
+
+        endpoints.MapGet("/readyz", (IHostApplicationLifetime lifetime) =>
+            lifetime.ApplicationStarted.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested
+                ? Results.Text("ready\n")
+                : Results.Text("not ready\n", statusCode: StatusCodes.Status503ServiceUnavailable))
+            .WithTags("health")
+            .WithSummary("Readiness: every listener is bound and the gateway is not draining (503 otherwise)")
+            .Produces<string>(StatusCodes.Status200OK, "text/plain")
+            .Produces<string>(StatusCodes.Status503ServiceUnavailable, "text/plain");
         return endpoints;
     }
 }

@@ -1,15 +1,12 @@
 using System.Collections.Concurrent;
 using System.Net;
 using Gateway.Listeners;
-using Gateway.Protocols;
-using Microsoft.AspNetCore.Connections;
 
 namespace Gateway.Connections;
 
 /// <summary>
-/// The first step of every protocol connection: enforce <c>MaxConnections</c> and <c>MaxConnectionsPerIp</c> at
-/// accept time and tag the connection with its model. Excess connections are closed at once (the client
-/// sees EOF) and counted; they never reach a handler.
+/// <c>MaxConnections</c> and <c>MaxConnectionsPerIp</c>, decided at accept time. Excess connections are closed
+/// at once (the client sees EOF), counted with a reason, and logged once per burst.
 /// </summary>
 /// <remarks>
 /// Our own count rather than Kestrel's <c>MaxConcurrentConnections</c>: Kestrel's limit is shared with the
@@ -17,53 +14,23 @@ namespace Gateway.Connections;
 /// </remarks>
 public sealed partial class ConnectionAdmission(LimitsOptions limits, ILogger<ConnectionAdmission> logger)
 {
+    public const string OverMaxConnections = "max_connections";
+    public const string OverMaxConnectionsPerIp = "max_connections_per_ip";
+
     private static readonly TimeSpan RejectionLogInterval = TimeSpan.FromSeconds(10);
 
     private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
     private int _active;
-    private long _accepted;
-    private long _rejected;
     private long _rejectedSinceLog;
     private long _lastRejectionLog = -1; // Environment.TickCount64 of the last line; -1: none yet
 
-    public int Active => Volatile.Read(ref _active);
-
-    public long Accepted => Interlocked.Read(ref _accepted);
-
-    public long Rejected => Interlocked.Read(ref _rejected);
-
-    /// <summary>Connection middleware for one listener; <paramref name="model"/> tags its connections.</summary>
-    public Func<ConnectionDelegate, ConnectionDelegate> For(string model)
-    {
-        var feature = new ServerModelFeature(model, Worker: null);
-        return next => async connection =>
-        {
-            var address = (connection.RemoteEndPoint as IPEndPoint)?.Address;
-            if (!TryAdmit(address))
-            {
-                NoteRejection(connection);
-                return;
-            }
-
-            Interlocked.Increment(ref _accepted);
-            connection.Features.Set<IServerModelFeature>(feature);
-            try
-            {
-                await next(connection);
-            }
-            finally
-            {
-                Release(address);
-            }
-        };
-    }
-
-    private bool TryAdmit(IPAddress? address)
+    /// <summary>Null when admitted (then call <see cref="Release"/> when it closes); else why not.</summary>
+    public string? TryAdmit(IPAddress? address)
     {
         if (Interlocked.Increment(ref _active) > limits.MaxConnections)
         {
             Interlocked.Decrement(ref _active);
-            return false;
+            return OverMaxConnections;
         }
 
         if (limits.MaxConnectionsPerIp > 0 && address is not null)
@@ -72,14 +39,14 @@ public sealed partial class ConnectionAdmission(LimitsOptions limits, ILogger<Co
             if (count > limits.MaxConnectionsPerIp)
             {
                 Release(address);
-                return false;
+                return OverMaxConnectionsPerIp;
             }
         }
 
-        return true;
+        return null;
     }
 
-    private void Release(IPAddress? address)
+    public void Release(IPAddress? address)
     {
         Interlocked.Decrement(ref _active);
         if (limits.MaxConnectionsPerIp > 0 && address is not null)
@@ -95,17 +62,16 @@ public sealed partial class ConnectionAdmission(LimitsOptions limits, ILogger<Co
         }
     }
 
-    // One log line per burst: the first rejection, then at most one line per interval with the count.
-    private void NoteRejection(ConnectionContext connection)
+    /// <summary>One log line per burst: the first rejection, then at most one line per interval with the count.</summary>
+    public void LogRejection(EndPoint? remote)
     {
-        Interlocked.Increment(ref _rejected);
         Interlocked.Increment(ref _rejectedSinceLog);
         var now = Environment.TickCount64;
         var last = Interlocked.Read(ref _lastRejectionLog);
         if ((last < 0 || now - last >= (long)RejectionLogInterval.TotalMilliseconds)
             && Interlocked.CompareExchange(ref _lastRejectionLog, now, last) == last)
         {
-            LogRejected(logger, Interlocked.Exchange(ref _rejectedSinceLog, 0), connection.RemoteEndPoint?.ToString(),
+            LogRejected(logger, Interlocked.Exchange(ref _rejectedSinceLog, 0), remote?.ToString(),
                 limits.MaxConnections, limits.MaxConnectionsPerIp);
         }
     }

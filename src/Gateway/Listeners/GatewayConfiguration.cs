@@ -124,6 +124,11 @@ public static class GatewayConfiguration
         }
 
         CheckLimits(options.Limits, problems);
+        if (options.Admin.CloseGraceSeconds < 0)
+        {
+            problems.Add($"{GatewayOptions.SectionName}:Admin:CloseGraceSeconds: must be 0 or more");
+        }
+
         if (options.Workers.Count < 0)
         {
             problems.Add($"{GatewayOptions.SectionName}:Workers:Count: must be 0 (one per core) or more");

@@ -1,6 +1,9 @@
+using System.Net;
 using System.Text.RegularExpressions;
+using Gateway.Admin;
 using Gateway.Connections;
 using Gateway.Protocols;
+using Gateway.Telemetry;
 
 namespace Gateway.Listeners;
 
@@ -25,13 +28,20 @@ public static partial class GatewayHost
         var limits = options.Limits;
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(limits);
+        builder.Services.AddSingleton(options.Admin);
         builder.Services.AddSingleton(new ProtocolLimits
         {
             MaxFrameBytes = limits.MaxFrameBytes,
             IdleTimeout = TimeSpan.FromSeconds(limits.IdleTimeoutSeconds),
         });
         builder.Services.AddSingleton<ConnectionAdmission>();
+        builder.Services.AddSingleton<ConnectionRegistry>();
+        builder.Services.AddSingleton<ConnectionMiddleware>();
         builder.Services.AddSingleton(sp => new GatewayListeners(endpoints, sp.GetRequiredService<ILogger<GatewayListeners>>()));
+        builder.Services.AddGatewayTelemetry(builder.Configuration);
+        builder.Services.AddProblemDetails();
+        builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, AdminJsonContext.Default));
+        builder.Services.AddAdminOpenApi();
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(limits.ShutdownTimeoutSeconds));
 
         builder.WebHost.UseSockets(sockets =>
@@ -44,7 +54,7 @@ public static partial class GatewayHost
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
             var services = kestrel.ApplicationServices;
-            services.GetRequiredService<GatewayListeners>().Configure(kestrel, services.GetRequiredService<ConnectionAdmission>());
+            services.GetRequiredService<GatewayListeners>().Configure(kestrel, services.GetRequiredService<ConnectionMiddleware>());
         });
     }
 
@@ -73,8 +83,15 @@ public static partial class GatewayHost
             return 1;
         }
 
-        listeners.LogBound();
+        listeners.OnStarted();
         LogStarted(logger, Environment.ProcessId, app.Environment.ContentRootPath);
+        var admin = app.Services.GetRequiredService<AdminOptions>();
+        var reachableFromOutside = listeners.Admin.Address is null || !IPAddress.IsLoopback(listeners.Admin.Address);
+        if (reachableFromOutside && string.IsNullOrEmpty(admin.ApiKey))
+        {
+            LogOpenAdmin(logger, listeners.Admin.Display);
+        }
+
         var shutdownTimeout = app.Services.GetRequiredService<LimitsOptions>().ShutdownTimeoutSeconds;
         app.Lifetime.ApplicationStopping.Register(() => LogDraining(logger, shutdownTimeout));
         await app.WaitForShutdownAsync();
@@ -85,6 +102,9 @@ public static partial class GatewayHost
     // Kestrel: "Failed to bind to address http://127.0.0.1:7007: address already in use."
     [GeneratedRegex(@"address (?:\w+://)?(?<address>\S*?:(?<port>\d+)):")]
     private static partial Regex BindFailure();
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "!!! The admin API on {Address} is reachable beyond this machine and has no API key: anyone who can reach it can list and close connections. Set Gateway:Admin:ApiKey, or bind Gateway:Admin:Url to 127.0.0.1.")]
+    private static partial void LogOpenAdmin(ILogger logger, string address);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Draining: no new connections; open ones finish their request in progress (up to {Seconds} s, then they are aborted)")]
     private static partial void LogDraining(ILogger logger, int seconds);

@@ -17,22 +17,30 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
 {
     private readonly List<(ListenerEndpoint Endpoint, ListenOptions Options)> _bound = [];
 
-    public void Configure(KestrelServerOptions kestrel, ConnectionAdmission admission)
+    /// <summary>One entry per protocol listener, in configuration order.</summary>
+    public IReadOnlyList<ListenerStats> Stats { get; } =
+        endpoints.Where(e => e.Protocol is not null).Select(e => new ListenerStats(e)).ToArray();
+
+    /// <summary>The admin HTTP endpoint as configured.</summary>
+    public ListenerEndpoint Admin { get; } = endpoints.Single(e => e.Protocol is null);
+
+    public void Configure(KestrelServerOptions kestrel, ConnectionMiddleware middleware)
     {
         ArgumentNullException.ThrowIfNull(kestrel);
-        ArgumentNullException.ThrowIfNull(admission);
+        ArgumentNullException.ThrowIfNull(middleware);
         foreach (var endpoint in endpoints)
         {
+            var stats = Stats.FirstOrDefault(s => s.Endpoint == endpoint);
             Listen(kestrel, endpoint, options =>
             {
                 _bound.Add((endpoint, options));
                 switch (endpoint.Protocol)
                 {
                     case ListenerProtocol.Echo:
-                        options.Use(admission.For(endpoint.Model)).UseConnectionHandler<EchoHandler>();
+                        options.Use(middleware.For(stats!)).UseConnectionHandler<EchoHandler>();
                         break;
                     case ListenerProtocol.Rpc:
-                        options.Use(admission.For(endpoint.Model)).UseConnectionHandler<RpcHandler>();
+                        options.Use(middleware.For(stats!)).UseConnectionHandler<RpcHandler>();
                         break;
                     case null:
                         options.Protocols = HttpProtocols.Http1;
@@ -48,10 +56,16 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
     public IEnumerable<ListenerEndpoint> Bound() =>
         _bound.Select(b => b.Endpoint with { Port = b.Options.IPEndPoint?.Port ?? b.Endpoint.Port });
 
-    public void LogBound()
+    /// <summary>Records the bound ports and logs one line per endpoint. Call once the server has started.</summary>
+    public void OnStarted()
     {
         foreach (var endpoint in Bound())
         {
+            foreach (var stats in Stats.Where(s => s.Endpoint.Key == endpoint.Key))
+            {
+                stats.Port = endpoint.Port;
+            }
+
             if (endpoint.Protocol is null)
             {
                 LogAdmin(logger, endpoint.Name, endpoint.Display);

@@ -48,7 +48,11 @@ public sealed class AdminOptions
 {
     public string Url { get; set; } = "http://127.0.0.1:8080";
 
+    /// <summary>When set, every /admin request must carry it (X-Api-Key or Authorization: Bearer).</summary>
     public string ApiKey { get; set; } = "";
+
+    /// <summary>How long DELETE /admin/connections/{id} waits for a graceful close before aborting.</summary>
+    public int CloseGraceSeconds { get; set; } = 5;
 }
 
 public sealed class WorkersOptions

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Gateway.Protocols.Framing;
 using Microsoft.AspNetCore.Connections;
 
@@ -18,6 +19,7 @@ public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
         using var idle = new IdleTimeout(limits.IdleTimeout);
         // Graceful close (shutdown, admin): the request in progress finishes and is answered, then we return.
         using var wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection);
+        var activity = connection.Features.Get<IProtocolActivityFeature>();
 
         try
         {
@@ -38,8 +40,11 @@ public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
 
                 if (read.IsMessage)
                 {
-                    await RpcMethods.InvokeAsync(read.Message, replies, connection);
+                    var started = Stopwatch.GetTimestamp();
+                    using var trace = ProtocolTelemetry.ActivitySource.StartActivity("rpc.request", ActivityKind.Server);
+                    var outcome = await RpcMethods.InvokeAsync(read.Message, replies, connection);
                     frames.Advance();
+                    Report(activity, trace, outcome, started);
                     continue;
                 }
 
@@ -47,6 +52,7 @@ public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
                 {
                     replies.WriteError(default, RpcErrorCodes.TooLarge,
                         $"frame over the limit of {limits.MaxFrameBytes} bytes; closing the connection");
+                    Report(activity, null, new RpcOutcome(RpcMethod.Unknown, RpcErrorCodes.TooLarge), Stopwatch.GetTimestamp());
                 }
 
                 // Completed (a torn last frame is not an error), Canceled (close requested) or TooLarge.
@@ -59,6 +65,22 @@ public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
         catch (Exception e) when (ConnectionLifetime.IsExpectedEnd(e, idle, connection))
         {
             // The peer left, the host aborted the connection, or it sat idle: returning closes it.
+        }
+    }
+
+    private static void Report(IProtocolActivityFeature? activity, Activity? trace, RpcOutcome outcome, long started)
+    {
+        var method = RpcMethodTable.MetricName(outcome.Method);
+        activity?.MessageHandled(method, outcome.Outcome, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        if (trace is not null)
+        {
+            trace.DisplayName = $"rpc {method}";
+            trace.SetTag("rpc.system", "gateway");
+            trace.SetTag("rpc.method", method);
+            if (outcome.Outcome != ProtocolOutcomes.Ok)
+            {
+                trace.SetStatus(ActivityStatusCode.Error, outcome.Outcome);
+            }
         }
     }
 }

@@ -44,7 +44,12 @@ internal static class RpcMethodTable
         JsonEncodedText.Encode("whoami"),
     ];
 
+    // Names for metrics and traces: the table's names, and "unknown" for anything that is not a method.
+    private static readonly string[] MetricNames = ["unknown", "ping", "echo", "time", "sum", "sha256", "work", "sleep", "whoami"];
+
     public static JsonEncodedText ErrorWord => OutWords[(int)RpcMethod.Unknown];
+
+    public static string MetricName(RpcMethod method) => MetricNames[(int)method];
 
     public static IEnumerable<string> MethodNames => Names.Select(n => System.Text.Encoding.UTF8.GetString(n.Name));
 

@@ -11,17 +11,21 @@ namespace Gateway.Protocols.Rpc;
 /// (Garnet's habit). Only <c>sleep</c> completes asynchronously; every other method writes its reply
 /// straight into the connection's reply buffer.
 /// </summary>
+/// <summary>Which method a request named and how it ended: <see cref="ProtocolOutcomes.Ok"/> or an error code.</summary>
+internal readonly record struct RpcOutcome(RpcMethod Method, string Outcome);
+
 internal static class RpcMethods
 {
     public const long MaxSleepMilliseconds = 10_000;
     public const long MaxWorkRounds = 10_000_000;
 
-    public static ValueTask InvokeAsync(in ReadOnlySequence<byte> body, RpcReplyWriter replies, ConnectionContext connection)
+    /// <summary>Answers one request frame; completes synchronously for every method but <c>sleep</c>.</summary>
+    public static ValueTask<RpcOutcome> InvokeAsync(in ReadOnlySequence<byte> body, RpcReplyWriter replies, ConnectionContext connection)
     {
         if (!RpcRequestParser.TryParse(body, out var request, out var error))
         {
             replies.WriteError(request, error.Code, error.Message);
-            return default;
+            return new(new RpcOutcome(request.Method, error.Code));
         }
 
         string? problem;
@@ -40,7 +44,7 @@ internal static class RpcMethods
                 }
 
                 replies.EndReply(request);
-                return default;
+                return Ok(request.Method);
 
             case RpcMethod.Time:
                 var now = DateTime.UtcNow;
@@ -49,7 +53,7 @@ internal static class RpcMethods
                     new TimeResult(now, new DateTimeOffset(now).ToUnixTimeMilliseconds()),
                     RpcJsonContext.Default.TimeResult);
                 replies.EndReply(request);
-                return default;
+                return Ok(RpcMethod.Time);
 
             case RpcMethod.Sum:
                 problem = Sum(request, replies);
@@ -88,21 +92,24 @@ internal static class RpcMethods
                     new WhoAmIResult(Environment.ProcessId, model?.Model ?? "unknown", model?.Worker, connection.ConnectionId),
                     RpcJsonContext.Default.WhoAmIResult);
                 replies.EndReply(request);
-                return default;
+                return Ok(RpcMethod.WhoAmI);
 
             default:
                 replies.WriteError(request, RpcErrorCodes.UnknownMethod,
                     $"no method \"{request.UnknownName}\"; methods: {string.Join(", ", RpcMethodTable.MethodNames)}");
-                return default;
+                return new(new RpcOutcome(RpcMethod.Unknown, RpcErrorCodes.UnknownMethod));
         }
 
         if (problem is not null)
         {
             replies.WriteError(request, RpcErrorCodes.BadParams, problem);
+            return new(new RpcOutcome(request.Method, RpcErrorCodes.BadParams));
         }
 
-        return default;
+        return Ok(request.Method);
     }
+
+    private static ValueTask<RpcOutcome> Ok(RpcMethod method) => new(new RpcOutcome(method, ProtocolOutcomes.Ok));
 
     /// <summary>params: an array of numbers. Integers add exactly while they fit in 64 bits, as in Python.</summary>
     private static string? Sum(in RpcRequest request, RpcReplyWriter replies)
@@ -213,13 +220,14 @@ internal static class RpcMethods
         return Convert.ToHexStringLower(current);
     }
 
-    private static async ValueTask SleepAsync(RpcRequest request, long milliseconds, RpcReplyWriter replies, CancellationToken connectionClosed)
+    private static async ValueTask<RpcOutcome> SleepAsync(RpcRequest request, long milliseconds, RpcReplyWriter replies, CancellationToken connectionClosed)
     {
         // Replies already written in this batch must not wait behind the sleep.
         await replies.FlushAsync(connectionClosed);
         await Task.Delay(TimeSpan.FromMilliseconds(milliseconds), connectionClosed);
         replies.BeginReply(RpcMethodTable.OutWord(RpcMethod.Sleep)).WriteNumberValue(milliseconds);
         replies.EndReply(request);
+        return new RpcOutcome(RpcMethod.Sleep, ProtocolOutcomes.Ok);
     }
 
     /// <summary>params: a whole number, or an object holding it, e.g. <c>100</c> or <c>{"ms": 100}</c>.</summary>

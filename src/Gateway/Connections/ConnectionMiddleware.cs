@@ -1,0 +1,42 @@
+using System.Net;
+using Gateway.Protocols;
+using Gateway.Telemetry;
+using Microsoft.AspNetCore.Connections;
+
+namespace Gateway.Connections;
+
+/// <summary>
+/// The first step of every protocol connection: admit it or close it at once, record it in the registry,
+/// count its bytes at the transport, and give the protocol its features (model, activity). Removed from the
+/// registry when the handler returns, whatever happened.
+/// </summary>
+public sealed class ConnectionMiddleware(ConnectionAdmission admission, ConnectionRegistry registry, GatewayMetrics metrics)
+{
+    public Func<ConnectionDelegate, ConnectionDelegate> For(ListenerStats listener) => next => async connection =>
+    {
+        var address = (connection.RemoteEndPoint as IPEndPoint)?.Address;
+        if (admission.TryAdmit(address) is { } reason)
+        {
+            listener.RejectedOne();
+            metrics.Rejected(listener, reason);
+            admission.LogRejection(connection.RemoteEndPoint);
+            return; // Kestrel completes the transport: the client sees EOF
+        }
+
+        var record = registry.Register(connection, listener, metrics);
+        var transport = connection.Transport;
+        connection.Transport = new CountingDuplexPipe(transport, record);
+        connection.Features.Set(listener.ModelFeature);
+        connection.Features.Set<IProtocolActivityFeature>(record);
+        try
+        {
+            await next(connection);
+        }
+        finally
+        {
+            connection.Transport = transport;
+            registry.Unregister(record);
+            admission.Release(address);
+        }
+    };
+}

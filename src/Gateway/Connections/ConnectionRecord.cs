@@ -1,0 +1,137 @@
+using System.Net;
+using Gateway.Protocols;
+using Gateway.Telemetry;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+
+namespace Gateway.Connections;
+
+/// <summary>
+/// A live connection in the registry. Its counters are written by the connection's own read and write paths
+/// (one writer each, Interlocked for the readers that list them), so nothing on the data path is shared
+/// between connections. It is also the connection's <see cref="IProtocolActivityFeature"/>.
+/// </summary>
+public sealed class ConnectionRecord : IProtocolActivityFeature
+{
+    private const int Open = 0, Closing = 1;
+
+    private readonly ConnectionContext? _connection;
+    private readonly GatewayMetrics? _metrics;
+    private readonly long _connectedTick;
+    private long _lastActivityTick;
+    private long _bytesIn;
+    private long _bytesOut;
+    private long _messages;
+    private int _state;
+
+    public ConnectionRecord(long number, string id, ListenerStats listener, EndPoint? remote, EndPoint? local,
+        ConnectionContext? connection = null, GatewayMetrics? metrics = null)
+    {
+        Number = number;
+        Id = id;
+        Listener = listener;
+        Remote = remote?.ToString() ?? "";
+        Local = local?.ToString() ?? "";
+        ListenerPort = (local as IPEndPoint)?.Port ?? listener.Port;
+        _connection = connection;
+        _metrics = metrics;
+        ConnectedAt = DateTimeOffset.UtcNow;
+        _connectedTick = _lastActivityTick = Environment.TickCount64;
+    }
+
+    /// <summary>Order of arrival; the default sort.</summary>
+    public long Number { get; }
+
+    public string Id { get; }
+
+    public ListenerStats Listener { get; }
+
+    public int ListenerPort { get; }
+
+    public string Remote { get; }
+
+    public string Local { get; }
+
+    public DateTimeOffset ConnectedAt { get; }
+
+    public long LastActivityTick => Volatile.Read(ref _lastActivityTick);
+
+    public long BytesIn => Interlocked.Read(ref _bytesIn);
+
+    public long BytesOut => Interlocked.Read(ref _bytesOut);
+
+    public long Messages => Interlocked.Read(ref _messages);
+
+    public bool IsClosing => Volatile.Read(ref _state) == Closing;
+
+    internal void Received(long bytes)
+    {
+        Interlocked.Add(ref _bytesIn, bytes);
+        Volatile.Write(ref _lastActivityTick, Environment.TickCount64);
+    }
+
+    internal void Sent(long bytes)
+    {
+        Interlocked.Add(ref _bytesOut, bytes);
+        Volatile.Write(ref _lastActivityTick, Environment.TickCount64);
+    }
+
+    public void MessageHandled(string operation, string outcome, double seconds)
+    {
+        Interlocked.Increment(ref _messages);
+        _metrics?.MessageHandled(Listener, operation, outcome, seconds);
+    }
+
+    /// <summary>
+    /// Kestrel's two phases for one connection: ask it to close (the protocol finishes its request in progress
+    /// and says goodbye in its own way), then abort it if it is still there after <paramref name="grace"/>.
+    /// False when a close is already under way.
+    /// </summary>
+    public bool RequestClose(string reason, TimeSpan grace)
+    {
+        if (Interlocked.CompareExchange(ref _state, Closing, Open) != Open)
+        {
+            return false;
+        }
+
+        if (_connection?.Features.Get<IConnectionLifetimeNotificationFeature>() is { } lifetime)
+        {
+            lifetime.RequestClose();
+            _ = AbortAfterAsync(grace, reason);
+        }
+        else
+        {
+            _connection?.Abort(new ConnectionAbortedException($"closed by the admin API: {reason}"));
+        }
+
+        return true;
+    }
+
+    private async Task AbortAfterAsync(TimeSpan grace, string reason)
+    {
+        try
+        {
+            await Task.Delay(grace, _connection!.ConnectionClosed);
+            _connection.Abort(new ConnectionAbortedException($"closed by the admin API: {reason}"));
+        }
+        catch (OperationCanceledException)
+        {
+            // It closed within the grace period.
+        }
+        catch (ObjectDisposedException)
+        {
+            // It closed and was disposed within the grace period.
+        }
+    }
+
+    public ConnectionSnapshot Snapshot(long nowTick)
+    {
+        var last = LastActivityTick;
+        return new ConnectionSnapshot(
+            Id, Listener.Protocol, ListenerPort, Listener.Model, Worker: null, Remote, Local,
+            ConnectedAt, ConnectedAt.AddMilliseconds(last - _connectedTick),
+            AgeSeconds: Math.Round((nowTick - _connectedTick) / 1000.0, 3),
+            IdleSeconds: Math.Round(Math.Max(0, nowTick - last) / 1000.0, 3),
+            BytesIn, BytesOut, Messages, IsClosing ? "closing" : "open", Details: null);
+    }
+}
