@@ -112,6 +112,9 @@ public sealed class LifecycleTests
 
         Assert.Equal("again", served);
         Assert.True(await gateway.LogsAsync("Rejected 1 connection(s) over the limits", Patience), gateway.Output);
+        using var admin = new AdminApi(gateway);
+        Assert.Matches("gateway_connections_rejected_total\\{[^}]*protocol=\"echo\"[^}]*reason=\"max_connections\"[^}]*\\} 1",
+            await admin.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative)));
     }
 
     [Fact]

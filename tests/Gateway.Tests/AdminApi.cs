@@ -1,0 +1,69 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace Gateway.Tests;
+
+/// <summary>An HTTP client for a gateway's admin endpoint, with the API key when one is given.</summary>
+internal sealed class AdminApi : IDisposable
+{
+    private readonly HttpClient _http;
+
+    public AdminApi(GatewayProcess gateway, string? apiKey = null)
+    {
+        _http = new HttpClient { BaseAddress = gateway.Admin, Timeout = TimeSpan.FromSeconds(60) };
+        if (apiKey is not null)
+        {
+            _http.DefaultRequestHeaders.Add("X-Api-Key", apiKey);
+        }
+    }
+
+    public HttpClient Http => _http;
+
+    public async Task<JsonElement> GetJsonAsync(string path)
+    {
+        using var response = await _http.GetAsync(new Uri(path, UriKind.Relative));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"GET {path}: {(int)response.StatusCode} {body}");
+        return JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    public async Task<(int Status, JsonElement Body)> SendAsync(HttpMethod method, string path)
+    {
+        using var request = new HttpRequestMessage(method, new Uri(path, UriKind.Relative));
+        using var response = await _http.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+        return ((int)response.StatusCode, body.Length == 0 ? default : JsonDocument.Parse(body).RootElement.Clone());
+    }
+
+    /// <summary>Polls until <paramref name="condition"/> holds for the JSON at <paramref name="path"/>; counters settle asynchronously.</summary>
+    public async Task<JsonElement> WaitForAsync(string path, Func<JsonElement, bool> condition, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            var json = await GetJsonAsync(path);
+            if (condition(json))
+            {
+                return json;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                Assert.Fail($"GET {path} never met the condition; last answer: {json}");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    public void Dispose() => _http.Dispose();
+}
+
+internal static class JsonElementExtensions
+{
+    public static IEnumerable<JsonElement> Items(this JsonElement page) => page.GetProperty("items").EnumerateArray();
+
+    public static string Str(this JsonElement element, string property) => element.GetProperty(property).GetString() ?? "";
+
+    public static long Num(this JsonElement element, string property) => element.GetProperty(property).GetInt64();
+}

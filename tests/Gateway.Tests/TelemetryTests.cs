@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+
+namespace Gateway.Tests;
+
+/// <summary>/metrics as Prometheus sees it: our series and Kestrel's, promtool-clean, and scraped by a real Prometheus.</summary>
+public sealed class TelemetryTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+
+    private static async Task MakeTrafficAsync(GatewayProcess gateway)
+    {
+        await using var rpc = await RpcConnection.OpenAsync(gateway.Rpc);
+        await rpc.Client.CallAsync("ping", "metrics");
+        rpc.Client.SendRaw("{not json"u8);
+        await rpc.Client.FlushAsync();
+        await rpc.Client.ReceiveAsync();
+    }
+
+    [Fact]
+    public async Task MetricsCarryGatewayAndKestrelSeriesAndPassPromtool()
+    {
+        await using var gateway = await GatewayProcess.StartAsync();
+        await MakeTrafficAsync(gateway);
+        using var admin = new AdminApi(gateway);
+        var metrics = await admin.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+
+        Assert.Contains("gateway_connections_accepted_total{", metrics, StringComparison.Ordinal);
+        Assert.Contains("gateway_io_bytes_total{", metrics, StringComparison.Ordinal);
+        Assert.Matches("gateway_requests_total\\{[^}]*operation=\"ping\"[^}]*outcome=\"ok\"[^}]*protocol=\"rpc\"[^}]*\\} 1", metrics);
+        Assert.Matches("gateway_protocol_errors_total\\{[^}]*code=\"bad_json\"[^}]*\\} 1", metrics);
+        Assert.Contains("gateway_request_duration_seconds_bucket{", metrics, StringComparison.Ordinal);
+        Assert.Contains("\nkestrel_", metrics, StringComparison.Ordinal);
+        Assert.Contains("\ndotnet_", metrics, StringComparison.Ordinal);
+
+        var start = new ProcessStartInfo("promtool", ["check", "metrics"])
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var promtool = Process.Start(start)!;
+        var stdout = promtool.StandardOutput.ReadToEndAsync();
+        var stderr = promtool.StandardError.ReadToEndAsync();
+        await promtool.StandardInput.WriteAsync(metrics);
+        promtool.StandardInput.Close();
+        using var timeout = new CancellationTokenSource(Patience);
+        try
+        {
+            await promtool.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!promtool.HasExited)
+            {
+                promtool.Kill();
+            }
+        }
+
+        Assert.True(promtool.ExitCode == 0, $"promtool check metrics exited {promtool.ExitCode}:\n{await stdout}{await stderr}");
+    }
+
+    [Fact]
+    public async Task PrometheusServerScrapesTheGatewayAsAHealthyTarget()
+    {
+        await using var gateway = await GatewayProcess.StartAsync();
+        await MakeTrafficAsync(gateway);
+        var directory = Directory.CreateTempSubdirectory("gateway-prometheus-");
+        var config = Path.Combine(directory.FullName, "prometheus.yml");
+        await File.WriteAllTextAsync(config, $"""
+            global:
+              scrape_interval: 1s
+            scrape_configs:
+              - job_name: gateway
+                metrics_path: /metrics
+                static_configs:
+                  - targets: ['{gateway.Admin.Authority}']
+            """);
+        var port = FreeLoopbackPort();
+        var start = new ProcessStartInfo("prometheus",
+        [
+            $"--config.file={config}",
+            $"--storage.tsdb.path={Path.Combine(directory.FullName, "data")}",
+            $"--web.listen-address=127.0.0.1:{port}",
+        ])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        var log = new StringBuilder();
+        using var prometheus = new Process { StartInfo = start };
+        prometheus.OutputDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
+        prometheus.ErrorDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
+        prometheus.Start();
+        prometheus.BeginOutputReadLine();
+        prometheus.BeginErrorReadLine();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
+            var health = "";
+            var deadline = DateTime.UtcNow + Patience;
+            while (health != "up" && DateTime.UtcNow < deadline && !prometheus.HasExited)
+            {
+                await Task.Delay(500);
+                try
+                {
+                    var targets = JsonDocument.Parse(await http.GetStringAsync(new Uri("/api/v1/targets", UriKind.Relative))).RootElement;
+                    health = targets.GetProperty("data").GetProperty("activeTargets").EnumerateArray()
+                        .Select(t => t.GetProperty("health").GetString()).FirstOrDefault() ?? "";
+                }
+                catch (HttpRequestException)
+                {
+                    // Prometheus is still starting.
+                }
+            }
+
+            Assert.True(health == "up", $"target health '{health}'; prometheus said:\n{log}");
+            var query = JsonDocument.Parse(await http.GetStringAsync(new Uri("/api/v1/query?query=gateway_connections_accepted_total", UriKind.Relative))).RootElement;
+            Assert.NotEqual(0, query.GetProperty("data").GetProperty("result").GetArrayLength());
+        }
+        finally
+        {
+            if (!prometheus.HasExited)
+            {
+                prometheus.Kill();
+            }
+
+            await prometheus.WaitForExitAsync(CancellationToken.None);
+            directory.Delete(recursive: true);
+        }
+    }
+
+    private static int FreeLoopbackPort()
+    {
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)probe.LocalEndPoint!).Port;
+    }
+}
