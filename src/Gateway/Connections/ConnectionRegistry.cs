@@ -77,7 +77,7 @@ public sealed class ConnectionRegistry
         var now = Environment.TickCount64;
         var minIdleMs = (long)((query.MinIdleSeconds ?? 0) * 1000);
         var descending = query.Sort?.StartsWith('-') == true;
-        var field = query.Sort?.TrimStart('-', '+') is { Length: > 0 } f ? f : "connectedAt";
+        var field = ParseSortField(query.Sort?.TrimStart('-', '+'));
         var offset = query.Offset ?? 0;
         var limit = query.Limit ?? ConnectionQuery.DefaultLimit;
 
@@ -104,12 +104,11 @@ public sealed class ConnectionRegistry
                 matches[count++] = new SortEntry(NumericKey(record, field), TextKey(record, field), record);
             }
 
-            var entries = matches.AsSpan(0, count);
-            entries.Sort(descending ? SortEntry.Descending : SortEntry.Ascending);
-            var page = new List<ConnectionSnapshot>(Math.Max(0, Math.Min(limit, count - offset)));
-            for (var i = offset; i < count && page.Count < limit; i++)
+            var ordered = Order(matches.AsSpan(0, count), offset + limit, new SortOrder(descending));
+            var page = new List<ConnectionSnapshot>(Math.Max(0, Math.Min(limit, ordered.Length - offset)));
+            for (var i = offset; i < ordered.Length; i++)
             {
-                page.Add(entries[i].Record.Snapshot(now));
+                page.Add(ordered[i].Record.Snapshot(now));
             }
 
             return new ConnectionPage(count, offset, limit, page);
@@ -120,44 +119,110 @@ public sealed class ConnectionRegistry
         }
     }
 
+    /// <summary>
+    /// The first <paramref name="needed"/> entries in order. A page near the front (the usual case) is
+    /// selected with a bounded heap, O(n log k), instead of sorting every match.
+    /// </summary>
+    private static Span<SortEntry> Order(Span<SortEntry> entries, int needed, SortOrder order)
+    {
+        if (needed >= entries.Length / 4)
+        {
+            entries.Sort(order);
+            return entries[..Math.Min(needed, entries.Length)];
+        }
+
+        // The heap's root is the worst of the best `needed` seen so far; a better entry replaces it.
+        var best = new PriorityQueue<SortEntry, SortEntry>(needed + 1, order.Reversed);
+        foreach (var entry in entries)
+        {
+            if (best.Count < needed)
+            {
+                best.Enqueue(entry, entry);
+            }
+            else
+            {
+                best.EnqueueDequeue(entry, entry);
+            }
+        }
+
+        var selected = entries[..best.Count];
+        for (var i = 0; best.TryDequeue(out var entry, out _); i++)
+        {
+            selected[i] = entry;
+        }
+
+        selected.Sort(order);
+        return selected;
+    }
+
     private static bool Matches(ConnectionRecord record, ConnectionQuery query, long now, long minIdleMs) =>
         (query.Protocol is null || record.Listener.Protocol.Equals(query.Protocol, StringComparison.OrdinalIgnoreCase))
         && (query.Model is null || record.Listener.Model.Equals(query.Model, StringComparison.OrdinalIgnoreCase))
         && (query.Remote is null || record.Remote.StartsWith(query.Remote, StringComparison.OrdinalIgnoreCase))
         && (minIdleMs <= 0 || now - record.LastActivityTick >= minIdleMs);
 
-    private static long NumericKey(ConnectionRecord record, string field) => field.ToLowerInvariant() switch
+    private enum SortField
     {
-        "lastactivityat" => record.LastActivityTick,
-        "idle" => -record.LastActivityTick,
-        "age" => -record.Number,
-        "bytesin" => record.BytesIn,
-        "bytesout" => record.BytesOut,
-        "messages" => record.Messages,
-        "listener" => record.ListenerPort,
+        ConnectedAt,
+        LastActivityAt,
+        Age,
+        Idle,
+        BytesIn,
+        BytesOut,
+        Messages,
+        Listener,
+        Remote,
+        Protocol,
+        Model,
+        Id,
+    }
+
+    // ConnectionQuery.Problem() has already refused unknown names.
+    private static SortField ParseSortField(string? name) =>
+        string.IsNullOrEmpty(name) ? SortField.ConnectedAt : Enum.Parse<SortField>(name, ignoreCase: true);
+
+    private static long NumericKey(ConnectionRecord record, SortField field) => field switch
+    {
+        SortField.LastActivityAt => record.LastActivityTick,
+        SortField.Idle => -record.LastActivityTick,
+        SortField.Age => -record.Number,
+        SortField.BytesIn => record.BytesIn,
+        SortField.BytesOut => record.BytesOut,
+        SortField.Messages => record.Messages,
+        SortField.Listener => record.ListenerPort,
         _ => record.Number, // connectedAt, and the tie-break for text keys
     };
 
-    private static string? TextKey(ConnectionRecord record, string field) => field.ToLowerInvariant() switch
+    private static string? TextKey(ConnectionRecord record, SortField field) => field switch
     {
-        "remote" => record.Remote,
-        "protocol" => record.Listener.Protocol,
-        "model" => record.Listener.Model,
-        "id" => record.Id,
+        SortField.Remote => record.Remote,
+        SortField.Protocol => record.Listener.Protocol,
+        SortField.Model => record.Listener.Model,
+        SortField.Id => record.Id,
         _ => null,
     };
 
-    private readonly record struct SortEntry(long Key, string? Text, ConnectionRecord Record)
-    {
-        public static readonly Comparison<SortEntry> Ascending = Compare;
-        public static readonly Comparison<SortEntry> Descending = (a, b) => Compare(b, a);
+    private readonly record struct SortEntry(long Key, string? Text, ConnectionRecord Record);
 
-        private static int Compare(SortEntry a, SortEntry b)
+    /// <summary>By text key (when sorting by one), then numeric key, then arrival, so every order is total.</summary>
+    private readonly struct SortOrder(bool descending) : IComparer<SortEntry>
+    {
+        public IComparer<SortEntry> Reversed => new SortOrder(!descending);
+
+        public int Compare(SortEntry a, SortEntry b)
         {
-            var byText = string.CompareOrdinal(a.Text, b.Text);
-            if (byText != 0)
+            if (descending)
             {
-                return byText;
+                (a, b) = (b, a);
+            }
+
+            if (a.Text is not null || b.Text is not null)
+            {
+                var byText = string.CompareOrdinal(a.Text, b.Text);
+                if (byText != 0)
+                {
+                    return byText;
+                }
             }
 
             var byKey = a.Key.CompareTo(b.Key);
