@@ -133,6 +133,49 @@ public sealed class TelemetryTests
         }
     }
 
+    [Fact]
+    public async Task TracesOfRpcRequestsAreExportedOverOtlpWhenTheEndpointIsSet()
+    {
+        // A loopback OTLP/HTTP receiver: it records what the gateway posts to /v1/traces.
+        var port = FreeLoopbackPort();
+        using var receiver = new HttpListener();
+        receiver.Prefixes.Add($"http://127.0.0.1:{port}/");
+        receiver.Start();
+        var environment = new Dictionary<string, string>
+        {
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = $"http://127.0.0.1:{port}",
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+            ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
+            ["OTEL_METRIC_EXPORT_INTERVAL"] = "500",
+        };
+        await using var gateway = await GatewayProcess.StartAsync(GatewayProcess.LoopbackArgs, environment);
+        await MakeTrafficAsync(gateway);
+
+        var paths = new List<string>();
+        var deadline = DateTime.UtcNow + Patience;
+        var sawSpan = false;
+        while (!sawSpan && DateTime.UtcNow < deadline)
+        {
+            var next = receiver.GetContextAsync();
+            if (await Task.WhenAny(next, Task.Delay(deadline - DateTime.UtcNow)) != next)
+            {
+                break;
+            }
+
+            var context = await next;
+            using var body = new MemoryStream();
+            await context.Request.InputStream.CopyToAsync(body);
+            paths.Add(context.Request.Url!.AbsolutePath);
+            context.Response.StatusCode = 200;
+            context.Response.Close();
+            // Protobuf carries strings as UTF-8 bytes: the span's name is there to find.
+            sawSpan = context.Request.Url.AbsolutePath == "/v1/traces"
+                && body.ToArray().AsSpan().IndexOf("rpc ping"u8) >= 0;
+        }
+
+        Assert.True(sawSpan, $"no trace with an 'rpc ping' span reached the receiver; posts seen: [{string.Join(", ", paths)}]\n{gateway.Output}");
+    }
+
     private static int FreeLoopbackPort()
     {
         using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
