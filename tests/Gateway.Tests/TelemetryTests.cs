@@ -30,7 +30,7 @@ public sealed class TelemetryTests
 
         Assert.Contains("gateway_connections_accepted_total{", metrics, StringComparison.Ordinal);
         Assert.Contains("gateway_io_bytes_total{", metrics, StringComparison.Ordinal);
-        Assert.Matches("gateway_requests_total\\{[^}]*operation=\"ping\"[^}]*outcome=\"ok\"[^}]*protocol=\"rpc\"[^}]*\\} 1", metrics);
+        Assert.Matches("gateway_request_duration_seconds_count\\{[^}]*operation=\"ping\"[^}]*outcome=\"ok\"[^}]*protocol=\"rpc\"[^}]*\\} 1", metrics);
         Assert.Matches("gateway_protocol_errors_total\\{[^}]*code=\"bad_json\"[^}]*\\} 1", metrics);
         Assert.Contains("gateway_request_duration_seconds_bucket{", metrics, StringComparison.Ordinal);
         Assert.Contains("\nkestrel_", metrics, StringComparison.Ordinal);

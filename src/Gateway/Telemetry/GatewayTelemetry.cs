@@ -33,7 +33,7 @@ public static class GatewayTelemetry
     {
         var otlp = !string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
         services.AddSingleton<GatewayMetrics>();
-        services.AddOpenTelemetry()
+        var telemetry = services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("gateway"))
             .WithMetrics(metrics =>
             {
@@ -47,15 +47,16 @@ public static class GatewayTelemetry
                 {
                     metrics.AddOtlpExporter();
                 }
-            })
-            .WithTracing(tracing =>
-            {
-                tracing.AddSource(ProtocolTelemetry.ActivitySourceName, "Microsoft.AspNetCore");
-                if (otlp)
-                {
-                    tracing.AddOtlpExporter();
-                }
             });
+
+        // Traces only when they go somewhere: a listening tracer makes every request build an Activity.
+        if (otlp)
+        {
+            telemetry.WithTracing(tracing => tracing
+                .AddSource(ProtocolTelemetry.ActivitySourceName, "Microsoft.AspNetCore")
+                .AddOtlpExporter());
+        }
+
         return services;
     }
 
