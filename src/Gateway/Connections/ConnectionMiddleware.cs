@@ -23,19 +23,24 @@ public sealed class ConnectionMiddleware(ConnectionAdmission admission, Connecti
             return; // Kestrel completes the transport: the client sees EOF
         }
 
-        var record = registry.Register(connection, listener, metrics);
         var transport = connection.Transport;
-        connection.Transport = new CountingDuplexPipe(transport, record);
-        connection.Features.Set(listener.ModelFeature);
-        connection.Features.Set<IProtocolActivityFeature>(record);
+        ConnectionRecord? record = null;
         try
         {
+            record = registry.Register(connection, listener, metrics);
+            connection.Transport = new CountingDuplexPipe(transport, record);
+            connection.Features.Set(listener.ModelFeature);
+            connection.Features.Set<IProtocolActivityFeature>(record);
             await next(connection);
         }
         finally
         {
             connection.Transport = transport;
-            registry.Unregister(record);
+            if (record is not null)
+            {
+                registry.Unregister(record);
+            }
+
             admission.Release(address);
         }
     };
