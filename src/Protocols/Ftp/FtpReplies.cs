@@ -1,0 +1,44 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+
+namespace Gateway.Protocols.Ftp;
+
+/// <summary>
+/// Control-channel replies (RFC 959, 4.2): <c>code text CRLF</c>; a multi-line reply is <c>code-first</c>,
+/// continuation lines indented by a space (so none can be mistaken for an end line), then <c>code last</c>.
+/// </summary>
+public static class FtpReplies
+{
+    public static void Write(IBufferWriter<byte> output, int code, string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        // One reply never spans lines unless asked to: a CR or LF inside text (a file name) becomes a space.
+        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code} {OneLine(text)}"));
+    }
+
+    public static void WriteMultiline(IBufferWriter<byte> output, int code, string first, IEnumerable<string> lines, string last)
+    {
+        ArgumentNullException.ThrowIfNull(lines);
+        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code}-{OneLine(first)}"));
+        foreach (var line in lines)
+        {
+            WriteLine(output, " " + OneLine(line));
+        }
+
+        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code} {OneLine(last)}"));
+    }
+
+    private static string OneLine(string text) => text.Replace('\r', ' ').Replace('\n', ' ');
+
+    private static void WriteLine(IBufferWriter<byte> output, string line)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        var length = Encoding.UTF8.GetByteCount(line) + 2;
+        var span = output.GetSpan(length);
+        var written = Encoding.UTF8.GetBytes(line, span);
+        span[written] = (byte)'\r';
+        span[written + 1] = (byte)'\n';
+        output.Advance(written + 2);
+    }
+}
