@@ -24,16 +24,17 @@ public sealed class ConfigurationTests
     [InlineData("--Gateway:Listeners:Rpc:Model=turbo", "Gateway:Listeners:Rpc:Model", "not a model")]
     [InlineData("--Gateway:Listeners:Rpc:Model=epoll", "Gateway:Listeners:Rpc:Model", "not available yet")]
     [InlineData("--Gateway:Listeners:Echo:Model=prefork", "Gateway:Listeners:Echo:Model", "not available yet")]
-    [InlineData("--Gateway:Listeners:Ftp:Enabled=true", "Gateway:Listeners:Ftp:Enabled", "not available yet")]
+    [InlineData("--Gateway:Listeners:Ftp:Enabled=true --Gateway:Listeners:Ftp:PassivePorts=80-90", "Gateway:Listeners:Ftp:PassivePorts", "1024-65535")]
+    [InlineData("--Gateway:Listeners:Ftp:Enabled=true --Gateway:Listeners:Ftp:Users:0:Name=eve --Gateway:Listeners:Ftp:Users:0:PasswordHash=plain", "Gateway:Listeners:Ftp:Users:0:PasswordHash", "hash-password")]
     [InlineData("--Gateway:Listeners:Gopher:Port=70", "Gateway:Listeners:Gopher", "not a protocol")]
     [InlineData("--Gateway:Listeners:Echo:Address=somewhere", "Gateway:Listeners:Echo:Address", "not an IP address")]
     [InlineData("--Gateway:Limits:MaxFrameBytes=0", "Gateway:Limits:MaxFrameBytes", "between")]
     [InlineData("--Gateway:Limits:IdleTimeoutSeconds=soon", "Gateway:Limits:IdleTimeoutSeconds", "Int32")]
     [InlineData("--Gateway:Admin:Url=ftp://127.0.0.1:21", "Gateway:Admin:Url", "http://")]
     [InlineData("--Gateway:Workers:Mode=forking", "Gateway:Workers:Mode", "async, sync, per-connection")]
-    public async Task BadSettingExitsNonZeroWithOneLineNamingTheKey(string setting, string key, string reason)
+    public async Task BadSettingExitsNonZeroWithOneLineNamingTheKey(string settings, string key, string reason)
     {
-        var (exitCode, _, stderr) = await GatewayProcess.RunToExitAsync([.. GatewayProcess.LoopbackArgs, setting]);
+        var (exitCode, _, stderr) = await GatewayProcess.RunToExitAsync([.. GatewayProcess.LoopbackArgs, .. settings.Split(' ')]);
         Assert.Equal(2, exitCode);
         AssertOneLineNaming(stderr, key, reason);
     }

@@ -190,7 +190,7 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
         }
     }
 
-    private IPEndPoint Endpoint(string name)
+    public IPEndPoint Endpoint(string name)
     {
         lock (_endpoints)
         {

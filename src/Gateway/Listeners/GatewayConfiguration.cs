@@ -59,6 +59,7 @@ public static class GatewayConfiguration
         try
         {
             section.Bind(options);
+            section.GetSection("Listeners:Ftp").Bind(options.Ftp);
         }
         catch (InvalidOperationException e)
         {
@@ -92,7 +93,7 @@ public static class GatewayConfiguration
 
             if (protocol == ListenerProtocol.Ftp)
             {
-                problems.Add($"{key}:Enabled: FTP is not available yet in this build; set it to false");
+                CheckFtp(key, options.Ftp, problems);
             }
 
             if (!TryParseAddress(listener.Address, out var address, out var isLocalhost))
@@ -140,6 +141,54 @@ public static class GatewayConfiguration
         }
 
         return problems.Count == 0;
+    }
+
+    /// <summary>The passive range as two ports, when the text is "first-last" with 1024 ≤ first ≤ last ≤ 65535.</summary>
+    public static bool TryParsePortRange(string? text, out int first, out int last)
+    {
+        first = last = 0;
+        var parts = text?.Split('-', StringSplitOptions.TrimEntries);
+        return parts is [var a, var b]
+            && int.TryParse(a, NumberStyles.None, CultureInfo.InvariantCulture, out first)
+            && int.TryParse(b, NumberStyles.None, CultureInfo.InvariantCulture, out last)
+            && first >= 1024 && first <= last && last <= IPEndPoint.MaxPort;
+    }
+
+    private static void CheckFtp(string key, FtpListenerOptions ftp, List<string> problems)
+    {
+        if (string.IsNullOrWhiteSpace(ftp.Root))
+        {
+            problems.Add($"{key}:Root: must name a directory");
+        }
+
+        if (!TryParsePortRange(ftp.PassivePorts, out _, out _))
+        {
+            problems.Add($"{key}:PassivePorts: '{ftp.PassivePorts}' is not a range such as 50000-50099 (ports 1024-65535)");
+        }
+
+        if (!string.IsNullOrEmpty(ftp.PassiveAddress) && !IPAddress.TryParse(ftp.PassiveAddress, out _))
+        {
+            problems.Add($"{key}:PassiveAddress: '{ftp.PassiveAddress}' is not an IP address");
+        }
+
+        if (ftp.MaxUploadBytes < 0)
+        {
+            problems.Add($"{key}:MaxUploadBytes: must be 0 (no limit) or more");
+        }
+
+        for (var i = 0; i < ftp.Users.Count; i++)
+        {
+            var user = ftp.Users[i];
+            if (string.IsNullOrWhiteSpace(user.Name) || ftp.Users.Take(i).Any(u => u.Name == user.Name))
+            {
+                problems.Add($"{key}:Users:{i}:Name: '{user.Name}' is empty or a duplicate");
+            }
+
+            if (!Gateway.Protocols.Ftp.FtpPasswordHasher.IsWellFormed(user.PasswordHash))
+            {
+                problems.Add($"{key}:Users:{i}:PasswordHash: not a hash from 'Gateway hash-password'");
+            }
+        }
     }
 
     private static void CheckLimits(LimitsOptions limits, List<string> problems)

@@ -2,7 +2,10 @@ using System.Net;
 using System.Text.RegularExpressions;
 using Gateway.Admin;
 using Gateway.Connections;
+using System.Net.Sockets;
 using Gateway.Protocols;
+using Gateway.Protocols.Ftp;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Gateway.Telemetry;
 
 namespace Gateway.Listeners;
@@ -34,6 +37,8 @@ public static partial class GatewayHost
             MaxFrameBytes = limits.MaxFrameBytes,
             IdleTimeout = TimeSpan.FromSeconds(limits.IdleTimeoutSeconds),
         });
+        builder.Services.AddSingleton(FtpOptionsFrom(options.Ftp, builder.Environment.ContentRootPath, limits));
+        builder.Services.AddSingleton<FtpLoginGuard>();
         builder.Services.AddSingleton<ConnectionAdmission>();
         builder.Services.AddSingleton<ConnectionRegistry>();
         builder.Services.AddSingleton<ConnectionMiddleware>();
@@ -50,12 +55,47 @@ public static partial class GatewayHost
             // plus its header, or a frame of exactly MaxFrameBytes could never complete (the reader waits for
             // bytes the paused transport will not read).
             sockets.MaxReadBufferSize = Math.Max(1024 * 1024, limits.MaxFrameBytes + 64 * 1024);
+            // Urgent data stays in the stream: FTP clients send IAC IP / IAC DM as urgent before ABOR, and
+            // without this Linux drops that byte (then "ABOR\r\n" arrives as "ABOR\r"). Accepted sockets
+            // inherit it; for echo and RPC it means no byte a client sends is lost either.
+            sockets.CreateBoundListenSocket = endpoint =>
+            {
+                var socket = SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
+                if (endpoint is IPEndPoint)
+                {
+                    socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.OutOfBandInline, true);
+                }
+
+                return socket;
+            };
         });
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
             var services = kestrel.ApplicationServices;
             services.GetRequiredService<GatewayListeners>().Configure(kestrel, services.GetRequiredService<ConnectionMiddleware>());
         });
+    }
+
+    private static FtpOptions FtpOptionsFrom(FtpListenerOptions ftp, string contentRoot, LimitsOptions limits)
+    {
+        // Checked at start when the FTP listener is enabled; a disabled one may keep any text here.
+        if (!GatewayConfiguration.TryParsePortRange(ftp.PassivePorts, out var first, out var last))
+        {
+            (first, last) = (50000, 50099);
+        }
+
+        return new FtpOptions
+        {
+            Root = Path.GetFullPath(ftp.Root, contentRoot),
+            Users = ftp.Users.Select(u => new FtpUser(u.Name, u.PasswordHash, u.ReadOnly, u.Home)).ToArray(),
+            AllowAnonymous = ftp.AllowAnonymous,
+            AtomicUploads = ftp.AtomicUploads,
+            PassivePortMin = first,
+            PassivePortMax = last,
+            PassiveAddress = string.IsNullOrEmpty(ftp.PassiveAddress) ? null : IPAddress.Parse(ftp.PassiveAddress),
+            MaxUploadBytes = ftp.MaxUploadBytes,
+            DataTimeout = TimeSpan.FromSeconds(Math.Clamp(limits.IdleTimeoutSeconds, 1, 30)),
+        };
     }
 
     /// <summary>Starts, logs the bound addresses, waits for SIGTERM/Ctrl+C and drains. Returns the exit code.</summary>

@@ -2,6 +2,7 @@ using System.Net;
 using Gateway.Connections;
 using Gateway.Protocols;
 using Gateway.Protocols.Echo;
+using Gateway.Protocols.Ftp;
 using Gateway.Protocols.Rpc;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -41,6 +42,9 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
                         break;
                     case ListenerProtocol.Rpc:
                         options.Use(middleware.For(stats!)).UseConnectionHandler<RpcHandler>();
+                        break;
+                    case ListenerProtocol.Ftp:
+                        options.Use(middleware.For(stats!)).UseConnectionHandler<FtpHandler>();
                         break;
                     case null:
                         options.Protocols = HttpProtocols.Http1;

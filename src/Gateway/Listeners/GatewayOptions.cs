@@ -13,6 +13,43 @@ public sealed class GatewayOptions
     public AdminOptions Admin { get; set; } = new();
 
     public WorkersOptions Workers { get; set; } = new();
+
+    /// <summary>The FTP listener's own keys (<c>Gateway:Listeners:Ftp:Root</c>, ...), beside its Port and Model.</summary>
+    public FtpListenerOptions Ftp { get; set; } = new();
+}
+
+public sealed class FtpListenerOptions
+{
+    /// <summary>Relative to the content root; created if missing. Users' homes are directories under it.</summary>
+    public string Root { get; set; } = "data/ftp";
+
+    /// <summary>"first-last", ports of 1024 or more.</summary>
+    public string PassivePorts { get; set; } = "50000-50099";
+
+    /// <summary>The address PASV advertises (behind NAT, in Kubernetes); empty: the control connection's local address.</summary>
+    public string? PassiveAddress { get; set; }
+
+    public bool AllowAnonymous { get; set; }
+
+    public bool AtomicUploads { get; set; } = true;
+
+    /// <summary>0: no limit.</summary>
+    public long MaxUploadBytes { get; set; }
+
+    public List<FtpUserOptions> Users { get; } = [];
+}
+
+public sealed class FtpUserOptions
+{
+    public string Name { get; set; } = "";
+
+    /// <summary>From `Gateway hash-password`.</summary>
+    public string PasswordHash { get; set; } = "";
+
+    public bool ReadOnly { get; set; }
+
+    /// <summary>Relative to the FTP root; default: the user name.</summary>
+    public string? Home { get; set; }
 }
 
 public sealed class ListenerOptions

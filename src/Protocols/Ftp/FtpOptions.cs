@@ -1,0 +1,47 @@
+using System.Net;
+
+namespace Gateway.Protocols.Ftp;
+
+/// <summary>A configured account. <see cref="Home"/> is relative to the server root (default: the user name).</summary>
+public sealed record FtpUser(string Name, string PasswordHash, bool ReadOnly = false, string? Home = null);
+
+/// <summary>What the FTP handler needs; the host fills it from <c>Gateway:Listeners:Ftp</c>.</summary>
+public sealed record FtpOptions
+{
+    /// <summary>Absolute path of the server root; users' homes and the anonymous root live under it.</summary>
+    public required string Root { get; init; }
+
+    public IReadOnlyList<FtpUser> Users { get; init; } = [];
+
+    /// <summary>Anonymous login ("anonymous" or "ftp", any password): read-only, in <see cref="AnonymousHome"/>.</summary>
+    public bool AllowAnonymous { get; init; }
+
+    public string AnonymousHome { get; init; } = "anonymous";
+
+    /// <summary>Uploads under a hidden name, renamed when complete; REST before STOR is then refused.</summary>
+    public bool AtomicUploads { get; init; } = true;
+
+    public int PassivePortMin { get; init; } = 50000;
+
+    public int PassivePortMax { get; init; } = 50099;
+
+    /// <summary>The address PASV/EPSV advertise (NAT, Kubernetes); null: the control connection's local address.</summary>
+    public IPAddress? PassiveAddress { get; init; }
+
+    /// <summary>How long a data connection may take to arrive or to make progress.</summary>
+    public TimeSpan DataTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Delay before answering a failed PASS (slows guessing).</summary>
+    public TimeSpan LoginFailureDelay { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Failed logins on one connection before it is closed.</summary>
+    public int MaxLoginFailuresPerConnection { get; init; } = 3;
+
+    /// <summary>Failed logins from one address, within <see cref="LockoutDuration"/>, before it is locked out for that long.</summary>
+    public int MaxLoginFailuresPerAddress { get; init; } = 10;
+
+    public TimeSpan LockoutDuration { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Largest upload accepted; 0: no limit.</summary>
+    public long MaxUploadBytes { get; init; }
+}

@@ -1,0 +1,449 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Gateway.Protocols.Ftp;
+
+internal enum FtpListKind
+{
+    Long,
+    Names,
+    Facts,
+}
+
+/// <summary>
+/// Data connections and transfers. A transfer runs beside the control loop, which keeps reading commands:
+/// ABOR interrupts it (426, then 226), STAT and NOOP answer at once, anything else waits for it to end.
+/// 226 is sent only once the file is closed and the data connection is closed.
+/// </summary>
+internal sealed partial class FtpSession
+{
+    private const int BufferBytes = 64 * 1024;
+
+    private Transfer? _transfer;
+
+    private delegate Task<(int Code, string Text)> TransferBody(Socket data, Transfer transfer, CancellationToken cancellationToken);
+
+    private sealed class Transfer(string description)
+    {
+        private long _bytes;
+
+        public string Description { get; } = description;
+
+        public CancellationTokenSource Cancel { get; } = new();
+
+        public Task Task { get; set; } = Task.CompletedTask;
+
+        public long Bytes => Interlocked.Read(ref _bytes);
+
+        public void Moved(long bytes) => Interlocked.Add(ref _bytes, bytes);
+    }
+
+    /// <summary>The transfer in progress, if any: the control connection is quiet then without being idle.</summary>
+    public Task? TransferInProgress => _transfer?.Task is { IsCompleted: false } task ? task : null;
+
+    private async Task<bool> HandleDuringTransferAsync(FtpCommand command, Transfer running)
+    {
+        switch (command.Verb)
+        {
+            case FtpVerb.Abor:
+                await running.Cancel.CancelAsync();
+                await running.Task; // it answers 426
+                await ReplyAsync(226, "ABOR successful.");
+                return true;
+            case FtpVerb.Stat:
+                await ReplyAsync(213, $"Transfer in progress: {running.Description}, {running.Bytes} bytes so far.");
+                return true;
+            case FtpVerb.Noop:
+                await ReplyAsync(200, "NOOP ok.");
+                return true;
+            default:
+                await running.Task;
+                return false;
+        }
+    }
+
+    public async Task CancelTransferAsync()
+    {
+        if (_transfer is { } transfer)
+        {
+            await transfer.Cancel.CancelAsync();
+            await transfer.Task;
+        }
+    }
+
+    private async Task PassiveAsync(bool extended)
+    {
+        if (_epsvAll && !extended)
+        {
+            await ReplyAsync(503, "Only EPSV is allowed after EPSV ALL.");
+            return;
+        }
+
+        var advertised = FtpDataChannel.Canonical(_options.PassiveAddress ?? _local);
+        if (!extended && advertised.AddressFamily != AddressFamily.InterNetwork)
+        {
+            await ReplyAsync(425, "PASV needs IPv4; use EPSV.");
+            return;
+        }
+
+        var bound = _data.ListenPassive(_local, _options);
+        if (extended)
+        {
+            await ReplyAsync(229, $"Entering Extended Passive Mode (|||{bound.Port}|).");
+            return;
+        }
+
+        var octets = string.Join(',', advertised.GetAddressBytes());
+        await ReplyAsync(227, string.Create(CultureInfo.InvariantCulture, $"Entering Passive Mode ({octets},{bound.Port >> 8},{bound.Port & 0xFF})."));
+    }
+
+    private async Task ExtendedPassiveAsync(FtpCommand command)
+    {
+        if (command.Argument.Equals("ALL", StringComparison.OrdinalIgnoreCase))
+        {
+            _epsvAll = true;
+            await ReplyAsync(200, "EPSV ALL accepted.");
+            return;
+        }
+
+        await PassiveAsync(extended: true);
+    }
+
+    private async Task PortAsync(FtpCommand command)
+    {
+        var numbers = command.Argument.Split(',');
+        if (numbers.Length != 6 || !numbers.All(n => byte.TryParse(n.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out _)))
+        {
+            await ReplyAsync(501, "PORT needs h1,h2,h3,h4,p1,p2.");
+            return;
+        }
+
+        var bytes = numbers.Select(n => byte.Parse(n.Trim(), CultureInfo.InvariantCulture)).ToArray();
+        await ActiveAsync(new IPEndPoint(new IPAddress(bytes[..4]), (bytes[4] << 8) | bytes[5]));
+    }
+
+    private async Task ExtendedPortAsync(FtpCommand command)
+    {
+        // RFC 2428: <d><af><d><address><d><port><d>, the delimiter being the first character.
+        var argument = command.Argument;
+        var parts = argument.Length > 1 ? argument.Split(argument[0]) : [];
+        if (parts.Length != 5 || !IPAddress.TryParse(parts[2], out var address)
+            || !int.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port > IPEndPoint.MaxPort)
+        {
+            await ReplyAsync(501, "EPRT needs |af|address|port|.");
+            return;
+        }
+
+        await ActiveAsync(new IPEndPoint(address, port));
+    }
+
+    private async Task ActiveAsync(IPEndPoint target)
+    {
+        if (_epsvAll)
+        {
+            await ReplyAsync(503, "Only EPSV is allowed after EPSV ALL.");
+        }
+        else if (!FtpDataChannel.IsAllowedActiveTarget(target, _peer))
+        {
+            // No FTP bounce: only back to the client itself, never to a privileged port.
+            await ReplyAsync(504, "Active mode connects only to your own address, on a port of 1024 or more.");
+        }
+        else
+        {
+            _data.SetActive(target);
+            await ReplyAsync(200, "PORT command successful.");
+        }
+    }
+
+    private async Task ListAsync(FtpCommand command, FtpListKind kind)
+    {
+        var path = Resolve(StripListOptions(command.Argument));
+        var entry = _store!.Stat(path);
+        if (entry is null || (kind == FtpListKind.Facts && !entry.IsDirectory))
+        {
+            await ReplyAsync(550, entry is null ? "No such file or directory." : "MLSD lists directories; use MLST for a file.");
+            return;
+        }
+
+        var entries = entry.IsDirectory ? _store.List(path) : [entry];
+        var now = DateTime.UtcNow;
+        var text = new StringBuilder();
+        foreach (var e in entries)
+        {
+            text.Append(kind switch
+            {
+                FtpListKind.Long => FtpListing.ListLine(e, now),
+                FtpListKind.Facts => FtpListing.FactsLine(e, !_readOnly),
+                _ => e.Name,
+            }).Append("\r\n");
+        }
+
+        var bytes = Encoding.UTF8.GetBytes(text.ToString());
+        await StartTransferAsync($"{command.Name} {path}", "Here comes the directory listing.", async (data, transfer, cancellationToken) =>
+        {
+            await data.SendAsync(bytes, SocketFlags.None, cancellationToken);
+            transfer.Moved(bytes.Length);
+            return (226, "Directory send OK.");
+        });
+    }
+
+    private async Task RetrieveAsync(FtpCommand command)
+    {
+        var path = Resolve(command.Argument);
+        var offset = _restOffset;
+        _restOffset = 0;
+        if (_store!.Stat(path) is not { IsDirectory: false } entry)
+        {
+            await ReplyAsync(550, "No such file.");
+            return;
+        }
+
+        var binary = _binary;
+        var store = _store;
+        await StartTransferAsync($"RETR {path}",
+            $"Opening {(binary ? "BINARY" : "ASCII")} mode data connection for {entry.Name} ({entry.Size} bytes).",
+            async (data, transfer, cancellationToken) =>
+            {
+                if (binary && offset == 0 && store.MapPath(path) is { } physical)
+                {
+                    // The whole file in binary: sendfile(2), no copy through user space.
+                    await data.SendFileAsync(physical, cancellationToken);
+                    transfer.Moved(entry.Size);
+                    return (226, "Transfer complete.");
+                }
+
+                await using var file = store.OpenRead(path, offset);
+                var buffer = new byte[BufferBytes];
+                var converted = binary ? buffer : new byte[BufferBytes * 2];
+                byte last = 0;
+                int read;
+                while ((read = await file.ReadAsync(buffer, cancellationToken)) > 0)
+                {
+                    var count = binary ? read : ToNetworkLineEnds(buffer.AsSpan(0, read), converted, ref last);
+                    await SendAllAsync(data, converted.AsMemory(0, count), cancellationToken);
+                    transfer.Moved(count);
+                }
+
+                return (226, "Transfer complete.");
+            });
+    }
+
+    private async Task StoreAsync(FtpCommand command, FtpUploadMode mode) => await StoreAsync(Resolve(command.Argument), mode, null);
+
+    private async Task StoreUniqueAsync()
+    {
+        var name = $"upload-{DateTime.UtcNow:yyyyMMddHHmmss}-{Random.Shared.Next(0x100000):x5}";
+        await StoreAsync(Resolve(name), FtpUploadMode.Replace, $"FILE: {name}");
+    }
+
+    private async Task StoreAsync(string path, FtpUploadMode mode, string? preliminary)
+    {
+        var offset = mode == FtpUploadMode.Replace ? _restOffset : 0;
+        _restOffset = 0;
+        if (offset > 0 && _options.AtomicUploads)
+        {
+            // Atomic uploads never keep a partial file, so there is nothing to resume (proftpd's HiddenStores).
+            await ReplyAsync(550, "Resuming uploads is off on this server (AtomicUploads): send the whole file.");
+            return;
+        }
+
+        if (_store!.Stat(path) is { IsDirectory: true } || _store.MapPath(path) is null || _store.Stat(FtpPath.Parent(path)) is not { IsDirectory: true })
+        {
+            await ReplyAsync(553, "Cannot store there.");
+            return;
+        }
+
+        var binary = _binary;
+        var store = _store;
+        var limit = _options.MaxUploadBytes;
+        var timeout = _options.DataTimeout;
+        await StartTransferAsync($"{(mode == FtpUploadMode.Append ? "APPE" : "STOR")} {path}", preliminary ?? "Ok to send data.",
+            async (data, transfer, cancellationToken) =>
+            {
+                await using var upload = store.BeginUpload(path, mode, offset, _options.AtomicUploads);
+                var buffer = new byte[BufferBytes];
+                var pendingCarriageReturn = false;
+                long total = 0;
+                using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                while (true)
+                {
+                    stall.CancelAfter(timeout); // no progress for that long ends the transfer
+                    var read = await data.ReceiveAsync(buffer, SocketFlags.None, stall.Token);
+                    if (read == 0)
+                    {
+                        break;
+                    }
+
+                    if (!binary && pendingCarriageReturn && buffer[0] != (byte)'\n')
+                    {
+                        // A CR that ended the last chunk was not part of a CRLF: it is data.
+                        upload.Stream.WriteByte((byte)'\r');
+                        pendingCarriageReturn = false;
+                    }
+
+                    var count = binary ? read : ToLocalLineEnds(buffer.AsSpan(0, read), ref pendingCarriageReturn);
+                    total += count;
+                    if (limit > 0 && total > limit)
+                    {
+                        return (552, $"Upload over the limit of {limit} bytes; discarded.");
+                    }
+
+                    try
+                    {
+                        await upload.Stream.WriteAsync(buffer.AsMemory(0, count), cancellationToken);
+                    }
+                    catch (IOException e) when (IsDiskFull(e))
+                    {
+                        return (452, "Insufficient storage space; upload discarded.");
+                    }
+
+                    transfer.Moved(read);
+                }
+
+                if (pendingCarriageReturn)
+                {
+                    upload.Stream.WriteByte((byte)'\r');
+                }
+
+                try
+                {
+                    await upload.CommitAsync();
+                }
+                catch (IOException e) when (IsDiskFull(e))
+                {
+                    return (452, "Insufficient storage space; upload discarded.");
+                }
+
+                return (226, "Transfer complete.");
+            });
+    }
+
+    private async Task StartTransferAsync(string description, string preliminary, TransferBody body)
+    {
+        if (!_data.IsReady)
+        {
+            await ReplyAsync(425, "Use PASV, EPSV, PORT or EPRT first.");
+            return;
+        }
+
+        await ReplyAsync(150, preliminary);
+        var transfer = new Transfer(description);
+        _transfer = transfer;
+        transfer.Task = Task.Run(() => RunTransferAsync(transfer, body));
+    }
+
+    private async Task RunTransferAsync(Transfer transfer, TransferBody body)
+    {
+        var cancel = transfer.Cancel.Token;
+        Socket data;
+        try
+        {
+            data = await _data.OpenAsync(_peer, _options.DataTimeout, cancel);
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or InvalidOperationException)
+        {
+            await ReplyQuietlyAsync(425, "Can't open data connection.");
+            return;
+        }
+
+        (int Code, string Text) result;
+        try
+        {
+            // ABOR closes the socket under a transfer that cannot be cancelled otherwise (sendfile).
+            using var abort = cancel.Register(static s => ((Socket)s!).Dispose(), data);
+            result = await body(data, transfer, cancel);
+            data.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or ObjectDisposedException)
+        {
+            result = (426, cancel.IsCancellationRequested ? "Transfer aborted." : "Connection closed; transfer aborted.");
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException)
+        {
+            result = (550, "Permission denied.");
+        }
+        finally
+        {
+            data.Dispose();
+        }
+
+        await ReplyQuietlyAsync(result.Code, result.Text);
+    }
+
+    // A transfer may end after the control connection did; nobody is left to tell then.
+    private async Task ReplyQuietlyAsync(int code, string text)
+    {
+        try
+        {
+            await ReplyAsync(code, text);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException or IOException)
+        {
+        }
+    }
+
+    private static async Task SendAllAsync(Socket data, ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    {
+        while (!bytes.IsEmpty)
+        {
+            var sent = await data.SendAsync(bytes, SocketFlags.None, cancellationToken);
+            bytes = bytes[sent..];
+        }
+    }
+
+    /// <summary>TYPE A out: LF becomes CRLF (a CR already before it is kept).</summary>
+    private static int ToNetworkLineEnds(ReadOnlySpan<byte> input, Span<byte> output, ref byte last)
+    {
+        var count = 0;
+        foreach (var b in input)
+        {
+            if (b == (byte)'\n' && last != (byte)'\r')
+            {
+                output[count++] = (byte)'\r';
+            }
+
+            output[count++] = b;
+            last = b;
+        }
+
+        return count;
+    }
+
+    /// <summary>
+    /// TYPE A in: CRLF becomes LF, in place; a CR at the end of a chunk waits for the next one. The caller
+    /// writes out a waiting CR the next chunk does not complete, so output never overtakes input here.
+    /// </summary>
+    private static int ToLocalLineEnds(Span<byte> buffer, ref bool pendingCarriageReturn)
+    {
+        var count = 0;
+        foreach (var b in buffer)
+        {
+            if (pendingCarriageReturn && b != (byte)'\n')
+            {
+                buffer[count++] = (byte)'\r';
+            }
+
+            pendingCarriageReturn = b == (byte)'\r';
+            if (!pendingCarriageReturn)
+            {
+                buffer[count++] = b;
+            }
+        }
+
+        return count;
+    }
+
+    /// <summary>LIST and NLST arguments may start with ls options (-a, -la): they are not paths.</summary>
+    private static string StripListOptions(string argument)
+    {
+        while (argument.StartsWith('-'))
+        {
+            var space = argument.IndexOf(' ', StringComparison.Ordinal);
+            argument = space < 0 ? "" : argument[(space + 1)..].TrimStart();
+        }
+
+        return argument;
+    }
+}

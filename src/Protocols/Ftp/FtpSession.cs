@@ -1,0 +1,219 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.IO.Pipelines;
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+
+namespace Gateway.Protocols.Ftp;
+
+/// <summary>
+/// One FTP control connection's state and its commands (one method per verb, FubarDev's habit). The
+/// dispatcher gates login, arguments and write permission in one place. Replies from the control loop and
+/// from a running transfer are serialised by one lock, so lines never interleave.
+/// </summary>
+internal sealed partial class FtpSession : IAsyncDisposable
+{
+    private static readonly Dictionary<FtpVerb, CommandSpec> Commands = CreateCommands();
+
+    private readonly FtpOptions _options;
+    private readonly FtpLoginGuard _guard;
+    private readonly IProtocolActivityFeature? _activity;
+    private readonly PipeWriter _output;
+    private readonly SemaphoreSlim _replyLock = new(1, 1);
+    private readonly FtpDataChannel _data = new();
+    private readonly IPAddress _peer;
+    private readonly IPAddress _local;
+
+    private string? _pendingUser;
+    private string? _userName;
+    private bool _readOnly;
+    private FtpFileStore? _store;
+    private string _cwd = FtpPath.Root;
+    private bool _binary;
+    private long _restOffset;
+    private string? _renameFrom;
+    private bool _epsvAll;
+    private int _loginFailures;
+    private int _lastReplyCode;
+
+    public FtpSession(ConnectionContext connection, FtpOptions options, FtpLoginGuard guard)
+    {
+        _options = options;
+        _guard = guard;
+        _activity = connection.Features.Get<IProtocolActivityFeature>();
+        _output = connection.Transport.Output;
+        _peer = FtpDataChannel.Canonical((connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.Loopback);
+        _local = FtpDataChannel.Canonical((connection.LocalEndPoint as IPEndPoint)?.Address ?? IPAddress.Loopback);
+    }
+
+    /// <summary>Set by QUIT, or by too many failed logins: the handler closes the connection.</summary>
+    public bool IsClosing { get; private set; }
+
+    private bool LoggedIn => _store is not null;
+
+    private delegate Task CommandHandler(FtpSession session, FtpCommand command);
+
+    private sealed record CommandSpec(CommandHandler Run, bool NeedsLogin = true, bool NeedsArgument = false, bool Writes = false);
+
+    public async Task ExecuteAsync(FtpCommand command)
+    {
+        var started = Stopwatch.GetTimestamp();
+        if (_transfer is { } running && !running.Task.IsCompleted)
+        {
+            if (await HandleDuringTransferAsync(command, running))
+            {
+                Report(command, started);
+                return;
+            }
+        }
+
+        if (command.Verb is not (FtpVerb.Rest or FtpVerb.Retr or FtpVerb.Stor or FtpVerb.Appe))
+        {
+            _restOffset = 0; // REST applies to the command right after it only
+        }
+
+        if (command.Verb != FtpVerb.Rnto && command.Verb != FtpVerb.Rnfr)
+        {
+            _renameFrom = null;
+        }
+
+        if (!Commands.TryGetValue(command.Verb, out var spec))
+        {
+            await ReplyAsync(500, $"'{command.Name}': command not understood.");
+        }
+        else if (spec.NeedsLogin && !LoggedIn)
+        {
+            await ReplyAsync(530, "Please log in with USER and PASS.");
+        }
+        else if (spec.NeedsArgument && !command.HasArgument)
+        {
+            await ReplyAsync(501, $"{command.Name} needs an argument.");
+        }
+        else if (spec.Writes && _readOnly)
+        {
+            await ReplyAsync(550, "Permission denied: this account is read-only.");
+        }
+        else
+        {
+            try
+            {
+                await spec.Run(this, command);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                await ReplyFileErrorAsync(e);
+            }
+        }
+
+        Report(command, started);
+    }
+
+    /// <summary>Writes and sends one reply; safe to call from a transfer while the control loop runs.</summary>
+    public async Task ReplyAsync(int code, string text)
+    {
+        await _replyLock.WaitAsync();
+        try
+        {
+            FtpReplies.Write(_output, code, text);
+            _lastReplyCode = code;
+            await _output.FlushAsync();
+        }
+        finally
+        {
+            _replyLock.Release();
+        }
+    }
+
+    private async Task ReplyMultilineAsync(int code, string first, IEnumerable<string> lines, string last)
+    {
+        await _replyLock.WaitAsync();
+        try
+        {
+            FtpReplies.WriteMultiline(_output, code, first, lines, last);
+            _lastReplyCode = code;
+            await _output.FlushAsync();
+        }
+        finally
+        {
+            _replyLock.Release();
+        }
+    }
+
+    private Task ReplyFileErrorAsync(Exception error) => error switch
+    {
+        FileNotFoundException or DirectoryNotFoundException => ReplyAsync(550, "No such file or directory."),
+        UnauthorizedAccessException => ReplyAsync(550, "Permission denied."),
+        IOException io when IsDiskFull(io) => ReplyAsync(452, "Insufficient storage space."),
+        _ => ReplyAsync(550, $"Requested action not taken: {error.Message}"),
+    };
+
+    // ENOSPC (28) and EDQUOT (122) reach .NET as IOException with the errno in HResult's low bits.
+    private static bool IsDiskFull(IOException error) => (error.HResult & 0xFFFF) is 28 or 122;
+
+    private void Report(FtpCommand command, long started)
+    {
+        var outcome = _lastReplyCode < 400 ? ProtocolOutcomes.Ok : _lastReplyCode.ToString(CultureInfo.InvariantCulture);
+        var operation = command.Verb == FtpVerb.Unknown ? "unknown" : command.Verb.ToString().ToLowerInvariant();
+        _activity?.MessageHandled(operation, outcome, Stopwatch.GetElapsedTime(started).TotalSeconds);
+    }
+
+    private string Resolve(string? argument) => FtpPath.Resolve(_cwd, argument);
+
+    public async ValueTask DisposeAsync()
+    {
+        await CancelTransferAsync();
+        await _data.DisposeAsync();
+        _replyLock.Dispose();
+    }
+
+    private static Dictionary<FtpVerb, CommandSpec> CreateCommands() => new()
+    {
+        [FtpVerb.User] = new((s, c) => s.UserAsync(c), NeedsLogin: false, NeedsArgument: true),
+        [FtpVerb.Pass] = new((s, c) => s.PassAsync(c), NeedsLogin: false),
+        [FtpVerb.Acct] = new((s, _) => s.ReplyAsync(202, "ACCT not needed."), NeedsLogin: false),
+        [FtpVerb.Quit] = new((s, _) => s.QuitAsync(), NeedsLogin: false),
+        [FtpVerb.Rein] = new((s, _) => s.ReinitializeAsync(), NeedsLogin: false),
+        [FtpVerb.Noop] = new((s, _) => s.ReplyAsync(200, "NOOP ok."), NeedsLogin: false),
+        [FtpVerb.Syst] = new((s, _) => s.ReplyAsync(215, "UNIX Type: L8"), NeedsLogin: false),
+        [FtpVerb.Feat] = new((s, _) => s.FeaturesAsync(), NeedsLogin: false),
+        [FtpVerb.Opts] = new((s, c) => s.OptionsAsync(c), NeedsLogin: false, NeedsArgument: true),
+        [FtpVerb.Help] = new((s, _) => s.HelpAsync(), NeedsLogin: false),
+        [FtpVerb.Host] = new((s, _) => s.ReplyAsync(220, "Host accepted."), NeedsLogin: false),
+        [FtpVerb.Clnt] = new((s, _) => s.ReplyAsync(200, "Noted."), NeedsLogin: false),
+        [FtpVerb.Auth] = new((s, _) => s.ReplyAsync(502, "TLS is not available on this server."), NeedsLogin: false),
+        [FtpVerb.Pbsz] = new((s, _) => s.ReplyAsync(503, "PBSZ needs AUTH TLS first."), NeedsLogin: false),
+        [FtpVerb.Prot] = new((s, _) => s.ReplyAsync(503, "PROT needs AUTH TLS first."), NeedsLogin: false),
+        [FtpVerb.Ccc] = new((s, _) => s.ReplyAsync(533, "CCC is refused."), NeedsLogin: false),
+        [FtpVerb.Stat] = new((s, c) => s.StatusAsync(c)),
+        [FtpVerb.Site] = new((s, c) => s.SiteAsync(c), NeedsArgument: true),
+        [FtpVerb.Type] = new((s, c) => s.TypeAsync(c), NeedsArgument: true),
+        [FtpVerb.Mode] = new((s, c) => s.ReplyAsync(c.Argument.Equals("S", StringComparison.OrdinalIgnoreCase) ? 200 : 504, "Mode S (stream) only."), NeedsArgument: true),
+        [FtpVerb.Stru] = new((s, c) => s.ReplyAsync(c.Argument.Equals("F", StringComparison.OrdinalIgnoreCase) ? 200 : 504, "Structure F (file) only."), NeedsArgument: true),
+        [FtpVerb.Allo] = new((s, _) => s.ReplyAsync(202, "No storage allocation necessary.")),
+        [FtpVerb.Pwd] = new((s, _) => s.ReplyAsync(257, $"{FtpPath.Quote(s._cwd)} is the current directory.")),
+        [FtpVerb.Cwd] = new((s, c) => s.ChangeDirectoryAsync(c.Argument)),
+        [FtpVerb.Cdup] = new((s, _) => s.ChangeDirectoryAsync("..")),
+        [FtpVerb.Mkd] = new((s, c) => s.MakeDirectoryAsync(c), NeedsArgument: true, Writes: true),
+        [FtpVerb.Rmd] = new((s, c) => s.RemoveDirectoryAsync(c), NeedsArgument: true, Writes: true),
+        [FtpVerb.Dele] = new((s, c) => s.DeleteAsync(c), NeedsArgument: true, Writes: true),
+        [FtpVerb.Rnfr] = new((s, c) => s.RenameFromAsync(c), NeedsArgument: true, Writes: true),
+        [FtpVerb.Rnto] = new((s, c) => s.RenameToAsync(c), NeedsArgument: true, Writes: true),
+        [FtpVerb.Size] = new((s, c) => s.SizeAsync(c), NeedsArgument: true),
+        [FtpVerb.Mdtm] = new((s, c) => s.ModifiedTimeAsync(c), NeedsArgument: true),
+        [FtpVerb.Mfmt] = new((s, c) => s.SetModifiedTimeAsync(c), NeedsArgument: true, Writes: true),
+        [FtpVerb.Rest] = new((s, c) => s.RestartAsync(c), NeedsArgument: true),
+        [FtpVerb.Mlst] = new((s, c) => s.MachineListOneAsync(c)),
+        [FtpVerb.Pasv] = new((s, _) => s.PassiveAsync(extended: false)),
+        [FtpVerb.Epsv] = new((s, c) => s.ExtendedPassiveAsync(c)),
+        [FtpVerb.Port] = new((s, c) => s.PortAsync(c), NeedsArgument: true),
+        [FtpVerb.Eprt] = new((s, c) => s.ExtendedPortAsync(c), NeedsArgument: true),
+        [FtpVerb.List] = new((s, c) => s.ListAsync(c, FtpListKind.Long)),
+        [FtpVerb.Nlst] = new((s, c) => s.ListAsync(c, FtpListKind.Names)),
+        [FtpVerb.Mlsd] = new((s, c) => s.ListAsync(c, FtpListKind.Facts)),
+        [FtpVerb.Retr] = new((s, c) => s.RetrieveAsync(c), NeedsArgument: true),
+        [FtpVerb.Stor] = new((s, c) => s.StoreAsync(c, FtpUploadMode.Replace), NeedsArgument: true, Writes: true),
+        [FtpVerb.Appe] = new((s, c) => s.StoreAsync(c, FtpUploadMode.Append), NeedsArgument: true, Writes: true),
+        [FtpVerb.Stou] = new((s, c) => s.StoreUniqueAsync(), Writes: true),
+        [FtpVerb.Abor] = new((s, _) => s.ReplyAsync(226, "No transfer to abort.")),
+    };
+}

@@ -1,0 +1,217 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using Gateway.Protocols.Ftp;
+
+namespace Gateway.Tests;
+
+/// <summary>One gateway with the FTP listener on: alice (read-write), bob (read-only), anonymous allowed.</summary>
+public sealed class FtpFixture : IAsyncLifetime
+{
+    private readonly DirectoryInfo _root = Directory.CreateTempSubdirectory("gateway-ftp-root-");
+
+    internal GatewayProcess Gateway { get; private set; } = null!;
+
+    public string Root => _root.FullName;
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(Path.Join(Root, "alice"));
+        await File.WriteAllTextAsync(Path.Join(Root, "alice", "hello.txt"), "hello\n");
+        string[] args =
+        [
+            .. GatewayProcess.LoopbackArgs,
+            "--Gateway:Listeners:Ftp:Enabled=true", "--Gateway:Listeners:Ftp:Address=127.0.0.1", "--Gateway:Listeners:Ftp:Port=0",
+            $"--Gateway:Listeners:Ftp:Root={Root}", "--Gateway:Listeners:Ftp:AllowAnonymous=true",
+            "--Gateway:Listeners:Ftp:Users:0:Name=alice", $"--Gateway:Listeners:Ftp:Users:0:PasswordHash={FtpPasswordHasher.Hash("alice-pw", 1000)}",
+            "--Gateway:Listeners:Ftp:Users:1:Name=bob", $"--Gateway:Listeners:Ftp:Users:1:PasswordHash={FtpPasswordHasher.Hash("bob-pw", 1000)}",
+            "--Gateway:Listeners:Ftp:Users:1:ReadOnly=true", "--Gateway:Listeners:Ftp:Users:1:Home=alice",
+        ];
+        Gateway = await GatewayProcess.StartAsync(args);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Gateway.DisposeAsync();
+        _root.Delete(recursive: true);
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class SharedFtpGateway : ICollectionFixture<FtpFixture>
+{
+    public const string Name = "ftp";
+}
+
+[Collection(SharedFtpGateway.Name)]
+public sealed class FtpTests(FtpFixture fixture)
+{
+    private string Host => fixture.Gateway.Endpoint("ftp").Address.ToString();
+
+    private int Port => fixture.Gateway.Endpoint("ftp").Port;
+
+    private async Task RunCheckAsync(string check)
+    {
+        var start = new ProcessStartInfo("python3");
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "Scripts", "ftp_checks.py"), Host, Port.ToString(System.Globalization.CultureInfo.InvariantCulture), check })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var (exitCode, stdout, stderr) = await GatewayProcess.RunToExitAsync(start);
+        Assert.True(exitCode == 0 && stdout.Contains($"ok {check}", StringComparison.Ordinal), $"ftplib check '{check}' failed:\n{stdout}\n{stderr}");
+    }
+
+    [Theory]
+    [InlineData("commands")]
+    [InlineData("epsv")]
+    [InlineData("ascii")]
+    [InlineData("utf8_names")]
+    [InlineData("read_only_user")]
+    [InlineData("anonymous_read_only")]
+    [InlineData("login_required_and_unknown_user")]
+    [InlineData("three_failures_close")]
+    [InlineData("bounce_refused")]
+    [InlineData("pasv_hijack_refused")]
+    [InlineData("abort_transfer")]
+    [InlineData("cut_off_upload_leaves_nothing")]
+    [InlineData("resume_refused_when_atomic")]
+    [InlineData("concurrent_clients")]
+    [InlineData("commands_before_greeting_and_pipelined")]
+    [InlineData("long_line_and_garbage")]
+    public Task PythonFtplib(string check) => RunCheckAsync(check);
+
+    private static async Task<string> CurlAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo("curl");
+        foreach (var arg in (string[])["-sS", "--max-time", "60", .. args])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var (exitCode, stdout, stderr) = await GatewayProcess.RunToExitAsync(start);
+        Assert.True(exitCode == 0, $"curl {string.Join(' ', args)} exited {exitCode}: {stderr}");
+        return stdout;
+    }
+
+    [Fact]
+    public async Task CurlUploadsWithCreateDirsDownloadsListsAndUsesEveryDataMode()
+    {
+        var url = $"ftp://alice:alice-pw@{Host}:{Port}";
+        var local = Path.GetTempFileName();
+        var back = Path.GetTempFileName();
+        try
+        {
+            var data = new byte[3_000_000];
+            Random.Shared.NextBytes(data);
+            await File.WriteAllBytesAsync(local, data);
+            await CurlAsync("--ftp-create-dirs", "-T", local, $"{url}/curl/new%20dir/data.bin");
+            Assert.Contains(" data.bin", await CurlAsync($"{url}/curl/new%20dir/"), StringComparison.Ordinal);
+            foreach (var mode in new[] { Array.Empty<string>(), ["--ftp-pasv", "--disable-epsv"], ["-P", "-"] })
+            {
+                await CurlAsync([.. mode, "-o", back, $"{url}/curl/new%20dir/data.bin"]);
+                var downloaded = await File.ReadAllBytesAsync(back);
+                Assert.True(data.AsSpan().SequenceEqual(downloaded), $"download with [{string.Join(' ', mode)}] differs");
+            }
+
+            File.Delete(back); // with -C, curl appends to the output file
+            await CurlAsync("-C", "1000000", "-o", back, $"{url}/curl/new%20dir/data.bin");
+            var resumed = await File.ReadAllBytesAsync(back);
+            Assert.True(data.AsSpan(1_000_000).SequenceEqual(resumed), "resumed download differs");
+            Assert.Equal("data.bin\n", (await CurlAsync("--list-only", $"{url}/curl/new%20dir/")).Replace("\r", "", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.Delete(local);
+            File.Delete(back);
+        }
+    }
+
+    [Fact]
+    public async Task LftpMirrorsATreeUpAndBackByteIdentical()
+    {
+        var work = Directory.CreateTempSubdirectory("gateway-lftp-");
+        try
+        {
+            var source = Path.Join(work.FullName, "source");
+            var files = new Dictionary<string, byte[]>
+            {
+                ["with space/ünïcödé ✓.txt"] = Encoding.UTF8.GetBytes("non-ASCII name\n"),
+                ["a/b/deep.bin"] = new byte[1_500_000],
+                ["top.txt"] = "top\r\nline ends kept\n"u8.ToArray(),
+            };
+            Random.Shared.NextBytes(files["a/b/deep.bin"]);
+            foreach (var (name, content) in files)
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.Join(source, name))!);
+                await File.WriteAllBytesAsync(Path.Join(source, name), content);
+            }
+
+            Directory.CreateDirectory(Path.Join(source, "empty dir"));
+            var back = Path.Join(work.FullName, "back");
+            var script = $"set ftp:ssl-allow no; set net:max-retries 1; set net:timeout 20; set cmd:fail-exit yes; "
+                + $"mirror -R --verbose=1 \"{source}\" /lftp-tree; mirror --verbose=1 /lftp-tree \"{back}\"; bye";
+            var start = new ProcessStartInfo("lftp", ["-u", "alice,alice-pw", "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-e", script, Host]);
+            var (exitCode, stdout, stderr) = await GatewayProcess.RunToExitAsync(start);
+            Assert.True(exitCode == 0, $"lftp exited {exitCode}:\n{stdout}\n{stderr}");
+
+            foreach (var (name, content) in files)
+            {
+                var copy = Path.Join(back, name);
+                Assert.True(File.Exists(copy), $"{name} did not come back:\n{stdout}");
+                var returned = await File.ReadAllBytesAsync(copy);
+                Assert.True(content.AsSpan().SequenceEqual(returned), $"{name} differs after the round trip");
+                var onServer = await File.ReadAllBytesAsync(Path.Join(fixture.Root, "alice", "lftp-tree", name));
+                Assert.True(content.AsSpan().SequenceEqual(onServer), $"{name} differs on the server");
+            }
+
+            Assert.True(Directory.Exists(Path.Join(back, "empty dir")), "the empty directory did not come back");
+        }
+        finally
+        {
+            work.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task SymlinkLeadingOutOfTheRootCannotBeReadOrListed()
+    {
+        var outside = Path.GetTempFileName();
+        await File.WriteAllTextAsync(outside, "secret");
+        var link = Path.Join(fixture.Root, "alice", "escape.txt");
+        File.CreateSymbolicLink(link, outside);
+        try
+        {
+            var url = $"ftp://alice:alice-pw@{Host}:{Port}";
+            Assert.DoesNotContain("escape", await CurlAsync("--list-only", $"{url}/"), StringComparison.Ordinal);
+            var start = new ProcessStartInfo("curl", ["-sS", "--max-time", "30", $"{url}/escape.txt"]);
+            var (exitCode, stdout, _) = await GatewayProcess.RunToExitAsync(start);
+            Assert.NotEqual(0, exitCode);
+            Assert.DoesNotContain("secret", stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(link);
+            File.Delete(outside);
+        }
+    }
+
+    [Fact]
+    public async Task AdminCloseSays421AndTheRegistryShowsFtpCommands()
+    {
+        using var control = await TcpClients.ConnectAsync(fixture.Gateway.Endpoint("ftp"));
+        var reader = new StreamReader(new NetworkStream(control), Encoding.UTF8);
+        Assert.StartsWith("220", await reader.ReadLineAsync());
+        await control.SendAsync("USER alice\r\nPASS alice-pw\r\nNOOP\r\n"u8.ToArray(), SocketFlags.None);
+        Assert.StartsWith("331", await reader.ReadLineAsync());
+        Assert.StartsWith("230", await reader.ReadLineAsync());
+        Assert.StartsWith("200", await reader.ReadLineAsync());
+
+        using var admin = new AdminApi(fixture.Gateway);
+        var page = await admin.WaitForAsync($"/admin/connections?protocol=ftp&remote={control.LocalEndPoint}", p => p.Items().Any(i => i.Num("messages") >= 3));
+        var id = page.Items().Single().Str("id");
+        Assert.Equal(202, (await admin.SendAsync(HttpMethod.Delete, $"/admin/connections/{id}?reason=ftp%20test")).Status);
+        Assert.StartsWith("421", await reader.ReadLineAsync());
+        Assert.Null(await reader.ReadLineAsync());
+    }
+}

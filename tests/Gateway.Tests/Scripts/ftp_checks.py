@@ -1,0 +1,330 @@
+#!/usr/bin/env python3
+"""FTP checks with Python's ftplib (and raw sockets where ftplib is too polite), one per invocation.
+
+usage: ftp_checks.py HOST PORT CHECK     -- prints "ok CHECK" and exits 0, or fails with a traceback.
+Accounts the gateway under test must have: alice / alice-pw (read-write), bob / bob-pw (read-only);
+anonymous logins allowed. Each check works in its own directory under alice's home.
+"""
+import ftplib
+import io
+import os
+import socket
+import sys
+import threading
+
+HOST, PORT, CHECK = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+
+def connect(user="alice", password="alice-pw"):
+    ftp = ftplib.FTP()
+    ftp.connect(HOST, PORT, timeout=20)
+    ftp.login(user, password)
+    return ftp
+
+
+def fresh_dir(ftp, name):
+    try:
+        for entry, facts in ftp.mlsd(name):
+            if facts["type"] == "file":
+                ftp.delete(f"{name}/{entry}")
+        ftp.rmd(name)
+    except ftplib.error_perm:
+        pass
+    ftp.mkd(name)
+    ftp.cwd(name)
+
+
+def expect_error(code, call, *args):
+    try:
+        call(*args)
+    except ftplib.Error as e:
+        assert str(e).startswith(code), f"expected {code}, got {e}"
+        return str(e)
+    raise AssertionError(f"expected {code}, got success")
+
+
+def retrlines(ftp, command):
+    lines = []
+    ftp.retrlines(command, lines.append)
+    return lines
+
+
+def check_commands():
+    ftp = connect()
+    fresh_dir(ftp, "commands")
+    assert ftp.pwd() == "/commands"
+    assert ftp.sendcmd("SYST") == "215 UNIX Type: L8"
+    assert ftp.sendcmd("NOOP").startswith("200")
+    assert ftp.sendcmd("TYPE I").startswith("200") and ftp.sendcmd("MODE S").startswith("200") and ftp.sendcmd("STRU F").startswith("200")
+    assert ftp.sendcmd("ALLO 100").startswith("202")
+    feat = ftp.sendcmd("FEAT")
+    for feature in ("UTF8", "SIZE", "MDTM", "REST STREAM", "MLST type*;size*;modify*;", "EPSV", "EPRT"):
+        assert feature in feat, feat
+    assert ftp.sendcmd("OPTS UTF8 ON").startswith("200")
+    data = os.urandom(200_000)
+    ftp.storbinary("STOR blob.bin", io.BytesIO(data))
+    assert ftp.size("blob.bin") == len(data)
+    got = io.BytesIO()
+    ftp.retrbinary("RETR blob.bin", got.write)
+    assert got.getvalue() == data
+    got = io.BytesIO()
+    ftp.retrbinary("RETR blob.bin", got.write, rest=150_000)  # REST resume
+    assert got.getvalue() == data[150_000:]
+    ftp.storbinary("APPE blob.bin", io.BytesIO(b"tail"))
+    assert ftp.size("blob.bin") == len(data) + 4
+    assert len(ftp.sendcmd("MDTM blob.bin").split()[1]) == 14
+    assert ftp.sendcmd("MFMT 20200102030405 blob.bin").startswith("213")
+    assert ftp.sendcmd("MDTM blob.bin") == "213 20200102030405"
+    facts = dict(ftp.mlsd())
+    assert facts["blob.bin"]["type"] == "file" and facts["blob.bin"]["size"] == str(len(data) + 4)
+    assert facts["blob.bin"]["modify"] == "20200102030405"
+    assert "unique" in facts["blob.bin"] and "perm" in facts["blob.bin"]
+    assert "type=file;" in ftp.sendcmd("MLST blob.bin")
+    assert ftp.mkd('say "hi"') == '/commands/say "hi"'  # 257 with the inner quotes doubled, parsed back
+    ftp.mkd('say "ho"')
+    ftp.rename("blob.bin", "renamed.bin")
+    assert sorted(ftp.nlst()) == sorted(["renamed.bin", 'say "hi"', 'say "ho"'])
+    lines = []
+    ftp.retrlines("LIST -la", lines.append)
+    assert any(line.startswith("-rw") and line.endswith(" renamed.bin") for line in lines), lines
+    assert any(line.startswith("d") and line.endswith(' say "hi"') for line in lines), lines
+    ftp.cwd('say "hi"')
+    ftp.cwd("..")
+    ftp.sendcmd("CDUP")
+    assert ftp.pwd() == "/"
+    ftp.cwd("commands")
+    assert ftp.sendcmd("SITE CHMOD 640 renamed.bin").startswith("200")
+    assert any(line.startswith("-rw-r----- ") for line in retrlines(ftp, "LIST renamed.bin")), "mode not applied"
+    ftp.delete("renamed.bin")
+    ftp.rmd('say "hi"')
+    ftp.rmd('say "ho"')
+    expect_error("550", ftp.delete, "missing.bin")
+    expect_error("550", ftp.cwd, "nowhere")
+    expect_error("500", ftp.sendcmd, "BOGUS")
+    expect_error("501", ftp.sendcmd, "RETR")
+    expect_error("503", ftp.sendcmd, "RNTO x")
+    stou = ftp.storbinary("STOU", io.BytesIO(b"unique"))
+    assert stou.startswith("226"), stou
+    assert len(ftp.nlst()) == 1
+    assert ftp.sendcmd("STAT").startswith("211")
+    assert ftp.sendcmd("HELP").startswith("214")
+    ftp.quit()
+
+
+def check_epsv():
+    ftp = connect()
+    fresh_dir(ftp, "epsv")
+    ftp.af = socket.AF_INET6  # makes ftplib use EPSV
+    ftp.storbinary("STOR e.bin", io.BytesIO(b"epsv"))
+    ftp.af = socket.AF_INET
+    assert ftp.sendcmd("EPSV ALL").startswith("200")
+    expect_error("503", ftp.sendcmd, "PASV")
+    ftp.quit()
+
+
+def check_ascii():
+    ftp = connect()
+    fresh_dir(ftp, "ascii")
+    ftp.sendcmd("TYPE A")
+    ftp.storlines("STOR text.txt", io.BytesIO(b"one\r\ntwo\r\nthree\r\n"))  # storlines sends CRLF
+    ftp.sendcmd("TYPE I")
+    got = io.BytesIO()
+    ftp.retrbinary("RETR text.txt", got.write)
+    assert got.getvalue() == b"one\ntwo\nthree\n", got.getvalue()  # stored with local line ends
+    ftp.sendcmd("TYPE A")
+    conn = ftp.transfercmd("RETR text.txt")
+    raw = b""
+    while chunk := conn.recv(1024):
+        raw += chunk
+    conn.close()
+    ftp.voidresp()
+    assert raw == b"one\r\ntwo\r\nthree\r\n", raw  # sent with network line ends
+    ftp.quit()
+
+
+def check_utf8_names():
+    ftp = connect()
+    fresh_dir(ftp, "utf8")
+    ftp.encoding = "utf-8"
+    ftp.storbinary("STOR ünïcödé ✓ file.txt", io.BytesIO(b"x"))
+    assert ftp.nlst() == ["ünïcödé ✓ file.txt"]
+    ftp.quit()
+
+
+def check_read_only_user():
+    ftp = connect("bob", "bob-pw")
+    for call, args in ((ftp.storbinary, ("STOR nope.bin", io.BytesIO(b"x"))), (ftp.mkd, ("nope",)), (ftp.delete, ("hello.txt",)),
+                       (ftp.sendcmd, ("SITE CHMOD 777 hello.txt",))):
+        expect_error("550", call, *args)
+    ftp.quit()
+
+
+def check_anonymous_read_only():
+    ftp = connect("anonymous", "guest@example.org")
+    expect_error("550", ftp.storbinary, "STOR nope.bin", io.BytesIO(b"x"))
+    ftp.quit()
+
+
+def check_login_required_and_unknown_user():
+    ftp = ftplib.FTP()
+    ftp.connect(HOST, PORT, timeout=20)
+    expect_error("530", ftp.sendcmd, "PWD")
+    assert ftp.sendcmd("USER nobody-here").startswith("331")  # no probing of user names
+    expect_error("530", ftp.sendcmd, "PASS guess")
+    ftp.close()
+
+
+def check_three_failures_close():
+    ftp = ftplib.FTP()
+    ftp.connect(HOST, PORT, timeout=20)
+    replies = []
+    for _ in range(3):
+        ftp.sendcmd("USER alice")
+        try:
+            ftp.sendcmd("PASS wrong")
+        except ftplib.Error as e:
+            replies.append(str(e)[:3])
+    assert replies == ["530", "530", "421"], replies
+    try:
+        ftp.sendcmd("NOOP")
+        raise AssertionError("connection still open after three failed logins")
+    except (EOFError, OSError, ftplib.Error):
+        pass
+
+
+def check_bounce_refused():
+    ftp = connect()
+    expect_error("504", ftp.sendcmd, "PORT 127,0,0,2,195,80")   # another host
+    expect_error("504", ftp.sendcmd, "PORT 127,0,0,1,0,21")      # a privileged port
+    expect_error("504", ftp.sendcmd, "EPRT |1|127.0.0.2|50000|")
+    expect_error("501", ftp.sendcmd, "PORT 1,2,3")
+    ftp.quit()
+
+
+def check_pasv_hijack_refused():
+    ftp = connect()
+    fresh_dir(ftp, "hijack")
+    ftp.storbinary("STOR secret.bin", io.BytesIO(b"for alice only"))
+    host, port = ftplib.parse227(ftp.sendcmd("PASV"))
+    thief = socket.socket()
+    thief.bind(("127.0.0.2", 0))  # another client on another address races for the data port
+    thief.connect((host, port))
+    ftp.putcmd("RETR secret.bin")
+    assert ftp.getresp().startswith("150")
+    thief.settimeout(5)
+    data = b""
+    try:
+        data = thief.recv(100)
+    except (ConnectionResetError, socket.timeout):
+        pass
+    assert data == b"", f"the thief got {data!r}"
+    thief.close()
+    mine = socket.create_connection((host, port), timeout=10)  # the real client, from the control's address
+    received = b""
+    while chunk := mine.recv(100):
+        received += chunk
+    mine.close()
+    assert received == b"for alice only", received
+    assert ftp.getresp().startswith("226")
+    ftp.quit()
+
+
+def check_abort_transfer():
+    ftp = connect()
+    fresh_dir(ftp, "abort")
+    ftp.storbinary("STOR big.bin", io.BytesIO(os.urandom(8_000_000)))
+    conn = ftp.transfercmd("RETR big.bin")
+    conn.recv(1024)
+    first = ftp.abort()  # sends IAC IP, IAC DM (urgent), then ABOR
+    second = ftp.getresp()  # RFC 959: 426 for the transfer, then 226 for the ABOR
+    assert (first[:3], second[:3]) in {("426", "226"), ("226", "226")}, (first, second)
+    conn.close()
+    assert ftp.sendcmd("NOOP").startswith("200")  # the control connection carries on
+    ftp.quit()
+
+
+def check_cut_off_upload_leaves_nothing():
+    ftp = connect()
+    fresh_dir(ftp, "cutoff")
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR partial.bin")
+    conn.sendall(os.urandom(100_000))
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    conn.close()  # reset: the client vanished mid-upload
+    try:
+        reply = ftp.getresp()
+    except ftplib.Error as e:
+        reply = str(e)
+    assert reply.startswith("426"), reply
+    assert ftp.nlst() == [], ftp.nlst()
+    ftp.quit()
+
+
+def check_resume_refused_when_atomic():
+    ftp = connect()
+    fresh_dir(ftp, "resume")
+    # rest= sends REST right before STOR (after ftplib's own TYPE I, which would clear it)
+    expect_error("550", ftp.storbinary, "STOR r.bin", io.BytesIO(b"x"), 8192, None, 100)
+    ftp.quit()
+
+
+def check_concurrent_clients():
+    errors = []
+
+    def client(i):
+        try:
+            ftp = connect()
+            name = f"/concurrent/c{i}.bin"
+            data = os.urandom(300_000 + i)
+            ftp.storbinary(f"STOR {name}", io.BytesIO(data))
+            got = io.BytesIO()
+            ftp.retrbinary(f"RETR {name}", got.write)
+            assert got.getvalue() == data, f"client {i}: content differs"
+            ftp.quit()
+        except Exception as e:  # noqa: BLE001 - collected and reported
+            errors.append(f"client {i}: {e!r}")
+
+    ftp = connect()
+    fresh_dir(ftp, "concurrent")
+    ftp.quit()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(25)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    ftp = connect()
+    assert len(ftp.nlst("/concurrent")) == 25
+    ftp.quit()
+
+
+def check_commands_before_greeting_and_pipelined():
+    s = socket.create_connection((HOST, PORT), timeout=10)
+    s.sendall(b"FEAT\r\nUSER alice\r\nPASS alice-pw\r\nPWD\r\nQUIT\r\n")  # all at once, before the 220
+    received = b""
+    while chunk := s.recv(4096):
+        received += chunk
+    s.close()
+    codes = [line[:4] for line in received.decode().split("\r\n") if line[:3].isdigit() and line[3:4] == " "]
+    assert codes == ["220 ", "211 ", "331 ", "230 ", "257 ", "221 "], received
+
+
+def check_long_line_and_garbage():
+    s = socket.create_connection((HOST, PORT), timeout=10)
+    s.recv(1024)
+    s.sendall(b"NOOP " + b"x" * 5000 + b"\r\n")
+    reply = s.recv(1024)
+    assert reply.startswith(b"500"), reply
+    s.sendall(bytes(range(1, 200)) + b"\r\nNOOP\r\n")
+    replies = b""
+    while b"200 " not in replies:
+        replies += s.recv(4096)
+    assert b"500" in replies, replies
+    s.close()
+
+
+CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
+
+if __name__ == "__main__":
+    CHECKS[CHECK]()
+    print("ok", CHECK)
