@@ -11,6 +11,16 @@ public interface IProtocolActivityFeature
     /// <param name="outcome"><see cref="ProtocolOutcomes.Ok"/> or an error code such as <c>bad_json</c>.</param>
     /// <param name="seconds">How long handling took, reply written.</param>
     void MessageHandled(string operation, string outcome, double seconds);
+
+    /// <summary>A data transfer outside the connection's own stream ended (FTP data connections).</summary>
+    /// <param name="direction"><c>receive</c> (upload) or <c>transmit</c> (download, listing).</param>
+    void TransferEnded(string direction, long bytes, string outcome);
+
+    /// <summary>
+    /// Protocol facts for the admin API (FTP: user, directory, transfer in progress), read only when someone
+    /// looks, so keeping them current costs nothing.
+    /// </summary>
+    Func<IReadOnlyDictionary<string, string?>>? Details { get; set; }
 }
 
 public static class ProtocolOutcomes

@@ -6,9 +6,12 @@ using Gateway.Protocols.Ftp;
 namespace Gateway.Tests;
 
 /// <summary>One gateway with the FTP listener on: alice (read-write), bob (read-only), anonymous allowed.</summary>
-public sealed class FtpFixture : IAsyncLifetime
+public class FtpFixture : IAsyncLifetime
 {
     private readonly DirectoryInfo _root = Directory.CreateTempSubdirectory("gateway-ftp-root-");
+
+    /// <summary>Settings beyond the accounts, for fixtures that test limits.</summary>
+    protected virtual string[] ExtraArgs => [];
 
     internal GatewayProcess Gateway { get; private set; } = null!;
 
@@ -21,11 +24,11 @@ public sealed class FtpFixture : IAsyncLifetime
         string[] args =
         [
             .. GatewayProcess.LoopbackArgs,
-            "--Gateway:Listeners:Ftp:Enabled=true", "--Gateway:Listeners:Ftp:Address=127.0.0.1", "--Gateway:Listeners:Ftp:Port=0",
             $"--Gateway:Listeners:Ftp:Root={Root}", "--Gateway:Listeners:Ftp:AllowAnonymous=true",
             "--Gateway:Listeners:Ftp:Users:0:Name=alice", $"--Gateway:Listeners:Ftp:Users:0:PasswordHash={FtpPasswordHasher.Hash("alice-pw", 1000)}",
             "--Gateway:Listeners:Ftp:Users:1:Name=bob", $"--Gateway:Listeners:Ftp:Users:1:PasswordHash={FtpPasswordHasher.Hash("bob-pw", 1000)}",
             "--Gateway:Listeners:Ftp:Users:1:ReadOnly=true", "--Gateway:Listeners:Ftp:Users:1:Home=alice",
+            .. ExtraArgs,
         ];
         Gateway = await GatewayProcess.StartAsync(args);
     }
@@ -43,17 +46,34 @@ public sealed class SharedFtpGateway : ICollectionFixture<FtpFixture>
     public const string Name = "ftp";
 }
 
-[Collection(SharedFtpGateway.Name)]
-public sealed class FtpTests(FtpFixture fixture)
+/// <summary>A gateway whose FTP limits are small enough to hit in a test.</summary>
+public sealed class FtpLimitsFixture : FtpFixture
 {
-    private string Host => fixture.Gateway.Endpoint("ftp").Address.ToString();
+    protected override string[] ExtraArgs =>
+    [
+        "--Gateway:Limits:IdleTimeoutSeconds=2", "--Gateway:Listeners:Ftp:LoginFailureDelaySeconds=0.05",
+        "--Gateway:Listeners:Ftp:MaxLoginFailuresPerAddress=4", "--Gateway:Listeners:Ftp:LockoutSeconds=120",
+        "--Gateway:Listeners:Ftp:MaxUploadBytes=1000", "--Gateway:Listeners:Ftp:AtomicUploads=false",
+    ];
+}
 
-    private int Port => fixture.Gateway.Endpoint("ftp").Port;
+public sealed class FtpLimitsTests(FtpLimitsFixture fixture) : IClassFixture<FtpLimitsFixture>
+{
+    [Theory]
+    [InlineData("lockout_per_address")]
+    [InlineData("idle_timeout_421")]
+    [InlineData("upload_limit_discards")]
+    [InlineData("non_atomic_keeps_and_resumes")]
+    public Task PythonFtplib(string check) => FtpChecks.RunAsync(fixture.Gateway, check);
+}
 
-    private async Task RunCheckAsync(string check)
+internal static class FtpChecks
+{
+    public static async Task RunAsync(GatewayProcess gateway, string check)
     {
+        var ftp = gateway.Endpoint("ftp");
         var start = new ProcessStartInfo("python3");
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "Scripts", "ftp_checks.py"), Host, Port.ToString(System.Globalization.CultureInfo.InvariantCulture), check })
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "Scripts", "ftp_checks.py"), ftp.Address.ToString(), ftp.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), check })
         {
             start.ArgumentList.Add(arg);
         }
@@ -61,6 +81,16 @@ public sealed class FtpTests(FtpFixture fixture)
         var (exitCode, stdout, stderr) = await GatewayProcess.RunToExitAsync(start);
         Assert.True(exitCode == 0 && stdout.Contains($"ok {check}", StringComparison.Ordinal), $"ftplib check '{check}' failed:\n{stdout}\n{stderr}");
     }
+}
+
+[Collection(SharedFtpGateway.Name)]
+public sealed class FtpTests(FtpFixture fixture)
+{
+    private string Host => fixture.Gateway.Endpoint("ftp").Address.ToString();
+
+    private int Port => fixture.Gateway.Endpoint("ftp").Port;
+
+    private Task RunCheckAsync(string check) => FtpChecks.RunAsync(fixture.Gateway, check);
 
     [Theory]
     [InlineData("commands")]
@@ -79,6 +109,7 @@ public sealed class FtpTests(FtpFixture fixture)
     [InlineData("concurrent_clients")]
     [InlineData("commands_before_greeting_and_pipelined")]
     [InlineData("long_line_and_garbage")]
+    [InlineData("traversal_stays_inside")]
     public Task PythonFtplib(string check) => RunCheckAsync(check);
 
     private static async Task<string> CurlAsync(params string[] args)
@@ -209,7 +240,10 @@ public sealed class FtpTests(FtpFixture fixture)
 
         using var admin = new AdminApi(fixture.Gateway);
         var page = await admin.WaitForAsync($"/admin/connections?protocol=ftp&remote={control.LocalEndPoint}", p => p.Items().Any(i => i.Num("messages") >= 3));
-        var id = page.Items().Single().Str("id");
+        var item = page.Items().Single();
+        var details = item.GetProperty("details");
+        Assert.Equal(("alice", "/"), (details.Str("user"), details.Str("cwd")));
+        var id = item.Str("id");
         Assert.Equal(202, (await admin.SendAsync(HttpMethod.Delete, $"/admin/connections/{id}?reason=ftp%20test")).Status);
         Assert.StartsWith("421", await reader.ReadLineAsync());
         Assert.Null(await reader.ReadLineAsync());

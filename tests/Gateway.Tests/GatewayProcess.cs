@@ -24,6 +24,7 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
     [
         "--Gateway:Listeners:Echo:Address=127.0.0.1", "--Gateway:Listeners:Echo:Port=0",
         "--Gateway:Listeners:Rpc:Address=127.0.0.1", "--Gateway:Listeners:Rpc:Port=0",
+        "--Gateway:Listeners:Ftp:Address=127.0.0.1", "--Gateway:Listeners:Ftp:Port=0",
         "--Gateway:Admin:Url=http://127.0.0.1:0",
     ];
 

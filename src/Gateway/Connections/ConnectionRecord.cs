@@ -82,6 +82,11 @@ public sealed class ConnectionRecord : IProtocolActivityFeature
         _metrics?.MessageHandled(Listener, operation, outcome, seconds);
     }
 
+    public void TransferEnded(string direction, long bytes, string outcome) =>
+        _metrics?.TransferEnded(Listener, direction, bytes, outcome);
+
+    public Func<IReadOnlyDictionary<string, string?>>? Details { get; set; }
+
     /// <summary>
     /// Kestrel's two phases for one connection: ask it to close (the protocol finishes its request in progress
     /// and says goodbye in its own way), then abort it if it is still there after <paramref name="grace"/>.
@@ -132,6 +137,6 @@ public sealed class ConnectionRecord : IProtocolActivityFeature
             ConnectedAt, ConnectedAt.AddMilliseconds(last - _connectedTick),
             AgeSeconds: Math.Round((nowTick - _connectedTick) / 1000.0, 3),
             IdleSeconds: Math.Round(Math.Max(0, nowTick - last) / 1000.0, 3),
-            BytesIn, BytesOut, Messages, IsClosing ? "closing" : "open", Details: null);
+            BytesIn, BytesOut, Messages, IsClosing ? "closing" : "open", Details?.Invoke());
     }
 }

@@ -176,6 +176,11 @@ public static class GatewayConfiguration
             problems.Add($"{key}:MaxUploadBytes: must be 0 (no limit) or more");
         }
 
+        if (ftp.LoginFailureDelaySeconds is < 0 or > 60 || ftp.MaxLoginFailuresPerAddress < 1 || ftp.LockoutSeconds < 0)
+        {
+            problems.Add($"{key}:LoginFailureDelaySeconds, MaxLoginFailuresPerAddress, LockoutSeconds: need 0-60 s, at least 1, and 0 or more");
+        }
+
         for (var i = 0; i < ftp.Users.Count; i++)
         {
             var user = ftp.Users[i];

@@ -94,6 +94,9 @@ public static partial class GatewayHost
             PassivePortMax = last,
             PassiveAddress = string.IsNullOrEmpty(ftp.PassiveAddress) ? null : IPAddress.Parse(ftp.PassiveAddress),
             MaxUploadBytes = ftp.MaxUploadBytes,
+            LoginFailureDelay = TimeSpan.FromSeconds(ftp.LoginFailureDelaySeconds),
+            MaxLoginFailuresPerAddress = ftp.MaxLoginFailuresPerAddress,
+            LockoutDuration = TimeSpan.FromSeconds(ftp.LockoutSeconds),
             DataTimeout = TimeSpan.FromSeconds(Math.Clamp(limits.IdleTimeoutSeconds, 1, 30)),
         };
     }

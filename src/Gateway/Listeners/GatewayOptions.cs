@@ -36,6 +36,14 @@ public sealed class FtpListenerOptions
     /// <summary>0: no limit.</summary>
     public long MaxUploadBytes { get; set; }
 
+    /// <summary>Delay before answering a failed PASS.</summary>
+    public double LoginFailureDelaySeconds { get; set; } = 1;
+
+    /// <summary>Failed logins from one address before it is locked out for <see cref="LockoutSeconds"/>.</summary>
+    public int MaxLoginFailuresPerAddress { get; set; } = 10;
+
+    public int LockoutSeconds { get; set; } = 300;
+
     public List<FtpUserOptions> Users { get; } = [];
 }
 
@@ -54,7 +62,7 @@ public sealed class FtpUserOptions
 
 public sealed class ListenerOptions
 {
-    /// <summary>False leaves the listener out; the FTP listener ships off until FTP lands.</summary>
+    /// <summary>False leaves the listener out.</summary>
     public bool Enabled { get; set; } = true;
 
     /// <summary><c>*</c> for every interface (IPv6 and IPv4), <c>localhost</c>, or an IP address.</summary>

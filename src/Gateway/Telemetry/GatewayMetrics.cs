@@ -21,6 +21,8 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _closedByAdmin;
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _protocolErrors;
+    private readonly Counter<long> _transfers;
+    private readonly Counter<long> _transferBytes;
 
     public GatewayMetrics(IMeterFactory meterFactory, GatewayListeners listeners, ConnectionRegistry registry)
     {
@@ -47,6 +49,9 @@ public sealed class GatewayMetrics
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
         _protocolErrors = meter.CreateCounter<long>("gateway.protocol.errors", "{error}",
             "Requests answered with an error (bad_json, bad_request, unknown_method, bad_params, too_large, ...), by code");
+        _transfers = meter.CreateCounter<long>("gateway.transfers", "{transfer}",
+            "FTP data transfers ended, by direction (receive: upload, transmit: download or listing) and outcome");
+        _transferBytes = meter.CreateCounter<long>("gateway.transfer.io", "By", "Bytes moved on FTP data connections, by direction");
     }
 
     public void Rejected(ListenerStats listener, string reason)
@@ -69,6 +74,12 @@ public sealed class GatewayMetrics
             var tags = new TagList(listener.Tags) { { "code", outcome } };
             _protocolErrors.Add(1, tags);
         }
+    }
+
+    public void TransferEnded(ListenerStats listener, string direction, long bytes, string outcome)
+    {
+        _transfers.Add(1, new TagList(listener.Tags) { { "direction", direction }, { "outcome", outcome } });
+        _transferBytes.Add(bytes, new TagList(listener.Tags) { { "direction", direction } });
     }
 
     private static IEnumerable<Measurement<long>> Bytes(GatewayListeners listeners, ConnectionRegistry registry)

@@ -96,6 +96,10 @@ public sealed class FtpFileStore
 
         if (!atomic)
         {
+            // What a refused upload goes back to: the file as it was before an append or before a resumed
+            // part; nothing at all when the upload created or replaced it (its old content is gone already).
+            var existing = File.Exists(target) ? new FileInfo(target).Length : -1;
+            var keepOnDiscard = existing < 0 ? -1 : mode == FtpUploadMode.Append ? existing : offset > 0 ? Math.Min(offset, existing) : -1;
             var stream = new FileStream(target, mode == FtpUploadMode.Append ? FileMode.Append : FileMode.OpenOrCreate,
                 FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
             if (mode == FtpUploadMode.Replace)
@@ -104,7 +108,7 @@ public sealed class FtpFileStore
                 stream.Seek(offset, SeekOrigin.Begin);
             }
 
-            return new FtpUpload(stream, target, temporary: null);
+            return new FtpUpload(stream, target, temporary: null, keepOnDiscard);
         }
 
         var temporary = Path.Join(Path.GetDirectoryName(target), UploadPrefix + Guid.NewGuid().ToString("N"));
@@ -115,7 +119,7 @@ public sealed class FtpFileStore
 
         var upload = new FileStream(temporary, mode == FtpUploadMode.Append ? FileMode.Append : FileMode.CreateNew,
             FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
-        return new FtpUpload(upload, target, temporary);
+        return new FtpUpload(upload, target, temporary, keepOnDiscard: -1);
     }
 
     public void Delete(string virtualPath)
@@ -269,8 +273,12 @@ public enum FtpUploadMode
     Append,
 }
 
-/// <summary>An upload in progress: complete it with <see cref="CommitAsync"/>; disposing without that abandons it.</summary>
-public sealed class FtpUpload(FileStream stream, string target, string? temporary) : IAsyncDisposable
+/// <summary>
+/// An upload in progress: complete it with <see cref="CommitAsync"/>. Disposing without that abandons it: an
+/// atomic upload leaves nothing, a non-atomic one keeps what arrived (to be resumed) unless
+/// <see cref="DiscardAsync"/> put the file back as it was.
+/// </summary>
+public sealed class FtpUpload(FileStream stream, string target, string? temporary, long keepOnDiscard) : IAsyncDisposable
 {
     private bool _committed;
 
@@ -288,6 +296,26 @@ public sealed class FtpUpload(FileStream stream, string target, string? temporar
         }
 
         _committed = true;
+    }
+
+    /// <summary>Refused uploads (too large, disk full) leave nothing behind, in either mode.</summary>
+    public async Task DiscardAsync()
+    {
+        await Stream.DisposeAsync();
+        if (temporary is not null)
+        {
+            return; // DisposeAsync deletes it
+        }
+
+        if (keepOnDiscard < 0)
+        {
+            File.Delete(target);
+        }
+        else
+        {
+            using var truncate = new FileStream(target, FileMode.Open, FileAccess.Write);
+            truncate.SetLength(Math.Min(keepOnDiscard, truncate.Length));
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -25,11 +25,14 @@ internal sealed partial class FtpSession
 
     private delegate Task<(int Code, string Text)> TransferBody(Socket data, Transfer transfer, CancellationToken cancellationToken);
 
-    private sealed class Transfer(string description)
+    private sealed class Transfer(string description, string direction)
     {
         private long _bytes;
 
         public string Description { get; } = description;
+
+        /// <summary><c>receive</c> for uploads, <c>transmit</c> for downloads and listings.</summary>
+        public string Direction { get; } = direction;
 
         public CancellationTokenSource Cancel { get; } = new();
 
@@ -287,6 +290,7 @@ internal sealed partial class FtpSession
                     total += count;
                     if (limit > 0 && total > limit)
                     {
+                        await upload.DiscardAsync();
                         return (552, $"Upload over the limit of {limit} bytes; discarded.");
                     }
 
@@ -296,6 +300,7 @@ internal sealed partial class FtpSession
                     }
                     catch (IOException e) when (IsDiskFull(e))
                     {
+                        await upload.DiscardAsync();
                         return (452, "Insufficient storage space; upload discarded.");
                     }
 
@@ -313,6 +318,7 @@ internal sealed partial class FtpSession
                 }
                 catch (IOException e) when (IsDiskFull(e))
                 {
+                    await upload.DiscardAsync();
                     return (452, "Insufficient storage space; upload discarded.");
                 }
 
@@ -329,7 +335,8 @@ internal sealed partial class FtpSession
         }
 
         await ReplyAsync(150, preliminary);
-        var transfer = new Transfer(description);
+        var direction = description.StartsWith("STOR", StringComparison.Ordinal) || description.StartsWith("APPE", StringComparison.Ordinal) ? "receive" : "transmit";
+        var transfer = new Transfer(description, direction);
         _transfer = transfer;
         transfer.Task = Task.Run(() => RunTransferAsync(transfer, body));
     }
@@ -369,6 +376,7 @@ internal sealed partial class FtpSession
             data.Dispose();
         }
 
+        _activity?.TransferEnded(transfer.Direction, transfer.Bytes, result.Code < 400 ? ProtocolOutcomes.Ok : result.Code.ToString(CultureInfo.InvariantCulture));
         await ReplyQuietlyAsync(result.Code, result.Text);
     }
 

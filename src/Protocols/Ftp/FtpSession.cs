@@ -44,6 +44,17 @@ internal sealed partial class FtpSession : IAsyncDisposable
         _output = connection.Transport.Output;
         _peer = FtpDataChannel.Canonical((connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.Loopback);
         _local = FtpDataChannel.Canonical((connection.LocalEndPoint as IPEndPoint)?.Address ?? IPAddress.Loopback);
+        if (_activity is not null)
+        {
+            _activity.Details = Describe;
+        }
+    }
+
+    /// <summary>What the admin API shows for this connection; called only when someone lists it.</summary>
+    private Dictionary<string, string?> Describe()
+    {
+        var transfer = _transfer is { Task.IsCompleted: false } running ? $"{running.Description} ({running.Bytes} bytes so far)" : null;
+        return new() { ["user"] = _userName, ["cwd"] = _cwd, ["transfer"] = transfer };
     }
 
     /// <summary>Set by QUIT, or by too many failed logins: the handler closes the connection.</summary>

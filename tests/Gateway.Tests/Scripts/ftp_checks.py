@@ -49,6 +49,15 @@ def retrlines(ftp, command):
     return lines
 
 
+def check_traversal_stays_inside():
+    ftp = connect()
+    ftp.cwd("../../../..")
+    assert ftp.pwd() == "/"
+    expect_error("550", ftp.retrbinary, "RETR ../../../../etc/passwd", lambda b: None)
+    expect_error("550", ftp.cwd, "/../../etc")
+    ftp.quit()
+
+
 def check_commands():
     ftp = connect()
     fresh_dir(ftp, "commands")
@@ -321,6 +330,76 @@ def check_long_line_and_garbage():
         replies += s.recv(4096)
     assert b"500" in replies, replies
     s.close()
+
+
+# Checks for a gateway with fast login throttling (4 failures lock an address out), a 2 s idle timeout,
+# MaxUploadBytes 1000 and AtomicUploads false.
+
+def check_lockout_per_address():
+    attacker = ("127.0.0.3", 0)  # its own loopback address, so the other checks' 127.0.0.1 stays welcome
+    for _ in range(2):  # 3 failures close a connection; the 4th, on a new one, locks the address out
+        ftp = ftplib.FTP()
+        ftp.connect(HOST, PORT, timeout=20, source_address=attacker)
+        for _ in range(2):
+            ftp.sendcmd("USER alice")
+            expect_error("530", ftp.sendcmd, "PASS wrong")
+        ftp.close()
+    ftp = ftplib.FTP()
+    ftp.connect(HOST, PORT, timeout=20, source_address=attacker)
+    ftp.sendcmd("USER alice")
+    expect_error("530", ftp.sendcmd, "PASS alice-pw")  # the right password, refused while locked out
+    ftp.close()
+    other = ftplib.FTP()
+    other.connect(HOST, PORT, timeout=20, source_address=("127.0.0.4", 0))  # another address is not locked out
+    other.login("alice", "alice-pw")
+    other.quit()
+
+
+def check_idle_timeout_421():
+    s = socket.create_connection((HOST, PORT), timeout=20)
+    assert s.recv(1024).startswith(b"220")
+    s.sendall(b"USER alice\r\nPASS alice-pw\r\n")
+    replies = b""
+    while b"230" not in replies:
+        chunk = s.recv(1024)
+        assert chunk, f"closed before logging in: {replies!r}"
+        replies += chunk
+    received = b""
+    while chunk := s.recv(1024):  # say nothing: the server gives up after the idle timeout
+        received += chunk
+    assert received.startswith(b"421"), received
+
+
+def check_upload_limit_discards():
+    ftp = connect()
+    fresh_dir(ftp, "limit")
+    expect_error("552", ftp.storbinary, "STOR big.bin", io.BytesIO(os.urandom(5000)))
+    assert ftp.nlst() == [], ftp.nlst()
+    ftp.storbinary("STOR small.bin", io.BytesIO(b"s" * 900))
+    assert ftp.size("small.bin") == 900
+    ftp.quit()
+
+
+def check_non_atomic_keeps_and_resumes():
+    ftp = connect()
+    fresh_dir(ftp, "resumable")
+    data = os.urandom(800)
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR part.bin")
+    conn.sendall(data[:500])
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    conn.close()  # cut off
+    try:
+        ftp.getresp()
+    except ftplib.Error:
+        pass
+    kept = ftp.size("part.bin")
+    assert 0 < kept <= 500, kept  # what arrived stays, as vsftpd does
+    ftp.storbinary("STOR part.bin", io.BytesIO(data[kept:]), rest=kept)  # REST + STOR resumes
+    got = io.BytesIO()
+    ftp.retrbinary("RETR part.bin", got.write)
+    assert got.getvalue() == data
+    ftp.quit()
 
 
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
