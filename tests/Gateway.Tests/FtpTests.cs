@@ -64,6 +64,7 @@ public sealed class FtpLimitsTests(FtpLimitsFixture fixture) : IClassFixture<Ftp
     [InlineData("idle_timeout_421")]
     [InlineData("upload_limit_discards")]
     [InlineData("non_atomic_keeps_and_resumes")]
+    [InlineData("overwrite_after_download")]
     public Task PythonFtplib(string check) => FtpChecks.RunAsync(fixture.Gateway, check);
 }
 

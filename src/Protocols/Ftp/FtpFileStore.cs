@@ -101,7 +101,7 @@ public sealed class FtpFileStore
             var existing = File.Exists(target) ? new FileInfo(target).Length : -1;
             var keepOnDiscard = existing < 0 ? -1 : mode == FtpUploadMode.Append ? existing : offset > 0 ? Math.Min(offset, existing) : -1;
             var stream = new FileStream(target, mode == FtpUploadMode.Append ? FileMode.Append : FileMode.OpenOrCreate,
-                FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
+                FileAccess.Write, FileShare.None, 0, FileOptions.None);
             if (mode == FtpUploadMode.Replace)
             {
                 stream.SetLength(offset);
@@ -117,8 +117,10 @@ public sealed class FtpFileStore
             File.Copy(target, temporary); // append to a copy: the original stays whole until the commit
         }
 
+        // Synchronous writes: on Linux an "asynchronous" FileStream write is a blocking write on a pool thread
+        // anyway, and the upload already runs on a task of its own; writes land in the page cache.
         var upload = new FileStream(temporary, mode == FtpUploadMode.Append ? FileMode.Append : FileMode.CreateNew,
-            FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
+            FileAccess.Write, FileShare.None, 0, FileOptions.None);
         return new FtpUpload(upload, target, temporary, keepOnDiscard: -1);
     }
 
@@ -287,8 +289,7 @@ public sealed class FtpUpload(FileStream stream, string target, string? temporar
     /// <summary>Flushes to disk and, for an atomic upload, renames it over the target.</summary>
     public async Task CommitAsync()
     {
-        await Stream.FlushAsync();
-        Stream.Flush(flushToDisk: true);
+        Stream.Flush(flushToDisk: true); // durable before it is renamed into place and before 226
         await Stream.DisposeAsync();
         if (temporary is not null)
         {

@@ -19,7 +19,7 @@ internal enum FtpListKind
 /// </summary>
 internal sealed partial class FtpSession
 {
-    private const int BufferBytes = 64 * 1024;
+    private const int BufferBytes = 256 * 1024;
 
     private Transfer? _transfer;
 
@@ -203,34 +203,81 @@ internal sealed partial class FtpSession
             return;
         }
 
+        if (!_data.IsReady)
+        {
+            await ReplyAsync(425, "Use PASV, EPSV, PORT or EPRT first.");
+            return;
+        }
+
+        FileStream file;
+        try
+        {
+            // Opened before the 150, so a busy or vanished file gets a clean answer; closed by the transfer.
+            file = _store.OpenRead(path, offset);
+        }
+        catch (IOException e) when (e is not FileNotFoundException)
+        {
+            await ReplyAsync(450, "File busy; try again later.");
+            return;
+        }
+
         var binary = _binary;
-        var store = _store;
         await StartTransferAsync($"RETR {path}",
             $"Opening {(binary ? "BINARY" : "ASCII")} mode data connection for {entry.Name} ({entry.Size} bytes).",
             async (data, transfer, cancellationToken) =>
             {
-                if (binary && offset == 0 && store.MapPath(path) is { } physical)
+                await using (file)
                 {
-                    // The whole file in binary: sendfile(2), no copy through user space.
-                    await data.SendFileAsync(physical, cancellationToken);
-                    transfer.Moved(entry.Size);
+                    if (binary)
+                    {
+                        // sendfile(2) from our own open file, from the REST offset: no copy through user space.
+                        var sent = file.Length - offset;
+                        await SendFileAsync(data, file, offset, cancellationToken);
+                        transfer.Moved(sent);
+                        return (226, "Transfer complete.");
+                    }
+
+                    var buffer = new byte[BufferBytes];
+                    var converted = new byte[BufferBytes * 2];
+                    byte last = 0;
+                    int read;
+                    while ((read = await file.ReadAsync(buffer, cancellationToken)) > 0)
+                    {
+                        var count = ToNetworkLineEnds(buffer.AsSpan(0, read), converted, ref last);
+                        await SendAllAsync(data, converted.AsMemory(0, count), cancellationToken);
+                        transfer.Moved(count);
+                    }
+
                     return (226, "Transfer complete.");
                 }
+            },
+            file);
+    }
 
-                await using var file = store.OpenRead(path, offset);
-                var buffer = new byte[BufferBytes];
-                var converted = binary ? buffer : new byte[BufferBytes * 2];
-                byte last = 0;
-                int read;
-                while ((read = await file.ReadAsync(buffer, cancellationToken)) > 0)
-                {
-                    var count = binary ? read : ToNetworkLineEnds(buffer.AsSpan(0, read), converted, ref last);
-                    await SendAllAsync(data, converted.AsMemory(0, count), cancellationToken);
-                    transfer.Moved(count);
-                }
+    /// <summary>sendfile(2) of an open file from an offset to its end, through SendPacketsAsync.</summary>
+    private static async Task SendFileAsync(Socket data, FileStream file, long offset, CancellationToken cancellationToken)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var packets = new SocketAsyncEventArgs { SendPacketsElements = [new SendPacketsElement(file, offset, 0)] };
+        packets.Completed += (_, e) => Complete(e, done);
+        if (!data.SendPacketsAsync(packets))
+        {
+            Complete(packets, done);
+        }
 
-                return (226, "Transfer complete.");
-            });
+        await done.Task.WaitAsync(cancellationToken);
+
+        static void Complete(SocketAsyncEventArgs e, TaskCompletionSource done)
+        {
+            if (e.SocketError == SocketError.Success)
+            {
+                done.TrySetResult();
+            }
+            else
+            {
+                done.TrySetException(new SocketException((int)e.SocketError));
+            }
+        }
     }
 
     private async Task StoreAsync(FtpCommand command, FtpUploadMode mode) => await StoreAsync(Resolve(command.Argument), mode, null);
@@ -265,7 +312,18 @@ internal sealed partial class FtpSession
         await StartTransferAsync($"{(mode == FtpUploadMode.Append ? "APPE" : "STOR")} {path}", preliminary ?? "Ok to send data.",
             async (data, transfer, cancellationToken) =>
             {
-                await using var upload = store.BeginUpload(path, mode, offset, _options.AtomicUploads);
+                FtpUpload opened;
+                try
+                {
+                    opened = store.BeginUpload(path, mode, offset, _options.AtomicUploads);
+                }
+                catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException && !IsDiskFull(e))
+                {
+                    return (450, "File busy (being read or written); try again later.");
+                }
+
+                await using var upload = opened;
+                data.ReceiveBufferSize = 1024 * 1024;
                 var buffer = new byte[BufferBytes];
                 var pendingCarriageReturn = false;
                 long total = 0;
@@ -296,7 +354,7 @@ internal sealed partial class FtpSession
 
                     try
                     {
-                        await upload.Stream.WriteAsync(buffer.AsMemory(0, count), cancellationToken);
+                        upload.Stream.Write(buffer, 0, count);
                     }
                     catch (IOException e) when (IsDiskFull(e))
                     {
@@ -326,10 +384,15 @@ internal sealed partial class FtpSession
             });
     }
 
-    private async Task StartTransferAsync(string description, string preliminary, TransferBody body)
+    private async Task StartTransferAsync(string description, string preliminary, TransferBody body, FileStream? resource = null)
     {
         if (!_data.IsReady)
         {
+            if (resource is not null)
+            {
+                await resource.DisposeAsync();
+            }
+
             await ReplyAsync(425, "Use PASV, EPSV, PORT or EPRT first.");
             return;
         }
@@ -338,10 +401,10 @@ internal sealed partial class FtpSession
         var direction = description.StartsWith("STOR", StringComparison.Ordinal) || description.StartsWith("APPE", StringComparison.Ordinal) ? "receive" : "transmit";
         var transfer = new Transfer(description, direction);
         _transfer = transfer;
-        transfer.Task = Task.Run(() => RunTransferAsync(transfer, body));
+        transfer.Task = Task.Run(() => RunTransferAsync(transfer, body, resource));
     }
 
-    private async Task RunTransferAsync(Transfer transfer, TransferBody body)
+    private async Task RunTransferAsync(Transfer transfer, TransferBody body, FileStream? resource)
     {
         var cancel = transfer.Cancel.Token;
         Socket data;
@@ -351,6 +414,11 @@ internal sealed partial class FtpSession
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or InvalidOperationException)
         {
+            if (resource is not null)
+            {
+                await resource.DisposeAsync();
+            }
+
             await ReplyQuietlyAsync(425, "Can't open data connection.");
             return;
         }

@@ -402,6 +402,19 @@ def check_non_atomic_keeps_and_resumes():
     ftp.quit()
 
 
+def check_overwrite_after_download():
+    # A download must leave no handle on the file: overwriting it in place right after must work.
+    ftp = connect()
+    fresh_dir(ftp, "overwrite")
+    ftp.storbinary("STOR f.bin", io.BytesIO(b"a" * 900))
+    ftp.retrbinary("RETR f.bin", lambda b: None)
+    ftp.storbinary("STOR f.bin", io.BytesIO(b"b" * 800))
+    got = io.BytesIO()
+    ftp.retrbinary("RETR f.bin", got.write)
+    assert got.getvalue() == b"b" * 800
+    ftp.quit()
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
 
 if __name__ == "__main__":
