@@ -55,7 +55,7 @@ public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, Protocol
         }
         catch (OperationCanceledException) when (idle.HasExpired)
         {
-            await session.ReplyAsync(421, "Idle timeout: closing the control connection.");
+            await session.ReplyQuietlyAsync(421, "Idle timeout: closing the control connection.");
         }
         catch (Exception e) when (ConnectionLifetime.IsExpectedEnd(e, idle, connection))
         {

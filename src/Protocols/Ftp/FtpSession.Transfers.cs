@@ -72,7 +72,7 @@ internal sealed partial class FtpSession
         if (_transfer is { } transfer)
         {
             await transfer.Cancel.CancelAsync();
-            await transfer.Task;
+            await transfer.Task.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
     }
 
@@ -448,15 +448,17 @@ internal sealed partial class FtpSession
         await ReplyQuietlyAsync(result.Code, result.Text);
     }
 
-    // A transfer may end after the control connection did; nobody is left to tell then.
-    private async Task ReplyQuietlyAsync(int code, string text)
+    /// <summary>A reply for a connection that may be gone already (a transfer's end, an idle timeout).</summary>
+    public async Task ReplyQuietlyAsync(int code, string text)
     {
         try
         {
             await ReplyAsync(code, text);
         }
-        catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException or IOException)
+        catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException or IOException
+                                   or Microsoft.AspNetCore.Connections.ConnectionResetException or Microsoft.AspNetCore.Connections.ConnectionAbortedException)
         {
+            // Nobody is left to tell.
         }
     }
 
