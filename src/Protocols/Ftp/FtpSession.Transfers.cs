@@ -23,6 +23,8 @@ internal sealed partial class FtpSession
 
     private Transfer? _transfer;
 
+    private const string Receive = "receive", Transmit = "transmit";
+
     private delegate Task<(int Code, string Text)> TransferBody(Socket data, Transfer transfer, CancellationToken cancellationToken);
 
     private sealed class Transfer(string description, string direction)
@@ -184,7 +186,7 @@ internal sealed partial class FtpSession
         }
 
         var bytes = Encoding.UTF8.GetBytes(text.ToString());
-        await StartTransferAsync($"{command.Name} {path}", "Here comes the directory listing.", async (data, transfer, cancellationToken) =>
+        await StartTransferAsync($"{command.Name} {path}", Transmit, "Here comes the directory listing.", async (data, transfer, cancellationToken) =>
         {
             await data.SendAsync(bytes, SocketFlags.None, cancellationToken);
             transfer.Moved(bytes.Length);
@@ -222,7 +224,7 @@ internal sealed partial class FtpSession
         }
 
         var binary = _binary;
-        await StartTransferAsync($"RETR {path}",
+        await StartTransferAsync($"RETR {path}", Transmit,
             $"Opening {(binary ? "BINARY" : "ASCII")} mode data connection for {entry.Name} ({entry.Size} bytes).",
             async (data, transfer, cancellationToken) =>
             {
@@ -299,7 +301,7 @@ internal sealed partial class FtpSession
             return;
         }
 
-        if (_store!.Stat(path) is { IsDirectory: true } || _store.MapPath(path) is null || _store.Stat(FtpPath.Parent(path)) is not { IsDirectory: true })
+        if (_store!.MapPath(path) is not { } physical || Directory.Exists(physical) || _store.Stat(FtpPath.Parent(path)) is not { IsDirectory: true })
         {
             await ReplyAsync(553, "Cannot store there.");
             return;
@@ -309,7 +311,7 @@ internal sealed partial class FtpSession
         var store = _store;
         var limit = _options.MaxUploadBytes;
         var timeout = _options.DataTimeout;
-        await StartTransferAsync($"{(mode == FtpUploadMode.Append ? "APPE" : "STOR")} {path}", preliminary ?? "Ok to send data.",
+        await StartTransferAsync($"{(mode == FtpUploadMode.Append ? "APPE" : "STOR")} {path}", Receive, preliminary ?? "Ok to send data.",
             async (data, transfer, cancellationToken) =>
             {
                 FtpUpload opened;
@@ -384,7 +386,7 @@ internal sealed partial class FtpSession
             });
     }
 
-    private async Task StartTransferAsync(string description, string preliminary, TransferBody body, FileStream? resource = null)
+    private async Task StartTransferAsync(string description, string direction, string preliminary, TransferBody body, FileStream? resource = null)
     {
         if (!_data.IsReady)
         {
@@ -398,7 +400,6 @@ internal sealed partial class FtpSession
         }
 
         await ReplyAsync(150, preliminary);
-        var direction = description.StartsWith("STOR", StringComparison.Ordinal) || description.StartsWith("APPE", StringComparison.Ordinal) ? "receive" : "transmit";
         var transfer = new Transfer(description, direction);
         _transfer = transfer;
         transfer.Task = Task.Run(() => RunTransferAsync(transfer, body, resource));

@@ -120,27 +120,18 @@ internal sealed partial class FtpSession : IAsyncDisposable
     }
 
     /// <summary>Writes and sends one reply; safe to call from a transfer while the control loop runs.</summary>
-    public async Task ReplyAsync(int code, string text)
-    {
-        await _replyLock.WaitAsync();
-        try
-        {
-            FtpReplies.Write(_output, code, text);
-            _lastReplyCode = code;
-            await _output.FlushAsync();
-        }
-        finally
-        {
-            _replyLock.Release();
-        }
-    }
+    public Task ReplyAsync(int code, string text) => SendReplyAsync(code, output => FtpReplies.Write(output, code, text));
 
-    private async Task ReplyMultilineAsync(int code, string first, IEnumerable<string> lines, string last)
+    private Task ReplyMultilineAsync(int code, string first, IEnumerable<string> lines, string last) =>
+        SendReplyAsync(code, output => FtpReplies.WriteMultiline(output, code, first, lines, last));
+
+    // One lock for every reply, so the control loop's and a transfer's lines never interleave.
+    private async Task SendReplyAsync(int code, Action<PipeWriter> write)
     {
         await _replyLock.WaitAsync();
         try
         {
-            FtpReplies.WriteMultiline(_output, code, first, lines, last);
+            write(_output);
             _lastReplyCode = code;
             await _output.FlushAsync();
         }
