@@ -30,8 +30,11 @@ public class FtpFixture : IAsyncLifetime
             "--Gateway:Listeners:Ftp:Users:1:ReadOnly=true", "--Gateway:Listeners:Ftp:Users:1:Home=alice",
             .. ExtraArgs,
         ];
-        Gateway = await GatewayProcess.StartAsync(args);
+        Gateway = await GatewayProcess.StartAsync(Command(args));
     }
+
+    /// <summary>How the gateway is started, for fixtures that run it in a different setting.</summary>
+    protected virtual ProcessStartInfo Command(string[] args) => GatewayProcess.Command(args);
 
     public async Task DisposeAsync()
     {
@@ -65,7 +68,39 @@ public sealed class FtpLimitsTests(FtpLimitsFixture fixture) : IClassFixture<Ftp
     [InlineData("upload_limit_discards")]
     [InlineData("non_atomic_keeps_and_resumes")]
     [InlineData("overwrite_after_download")]
+    [InlineData("slow_upload_completes")]
+    [InlineData("stalled_upload_fails")]
     public Task PythonFtplib(string check) => FtpChecks.RunAsync(fixture.Gateway, check);
+}
+
+/// <summary>
+/// A gateway in a mount namespace of its own where alice's home is a 2 MiB tmpfs: uploads can run out of space.
+/// The mount is seen only by that process and goes away with it.
+/// </summary>
+public sealed class FtpDiskFullFixture : FtpFixture
+{
+    protected override ProcessStartInfo Command(string[] args)
+    {
+        var start = GatewayProcess.Command(args);
+        string[] wrapper =
+        [
+            "--mount", "--propagation", "private", "--",
+            "sh", "-c", "mount -t tmpfs -o size=2m gateway-ftp-full \"$0\" && exec \"$@\"", Path.Join(Root, "alice"), start.FileName,
+        ];
+        for (var i = 0; i < wrapper.Length; i++)
+        {
+            start.ArgumentList.Insert(i, wrapper[i]);
+        }
+
+        start.FileName = "unshare"; // exec all the way down: the process id stays the gateway's
+        return start;
+    }
+}
+
+public sealed class FtpDiskFullTests(FtpDiskFullFixture fixture) : IClassFixture<FtpDiskFullFixture>
+{
+    [Fact]
+    public Task UploadsThatRunOutOfSpaceAreRefusedAndLeaveNothing() => FtpChecks.RunAsync(fixture.Gateway, "disk_full_discards");
 }
 
 internal static class FtpChecks

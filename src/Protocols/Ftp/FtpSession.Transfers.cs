@@ -325,24 +325,17 @@ internal sealed partial class FtpSession
                 }
 
                 await using var upload = opened;
-                data.ReceiveBufferSize = 1024 * 1024;
+                using var receiver = new FtpDataReceiver(data, BufferBytes, timeout, cancellationToken);
                 var buffer = new byte[BufferBytes];
                 var pendingCarriageReturn = false;
                 long total = 0;
-                using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                while (true)
+                int read;
+                while ((read = await receiver.ReceiveAsync(buffer)) > 0)
                 {
-                    stall.CancelAfter(timeout); // no progress for that long ends the transfer
-                    var read = await data.ReceiveAsync(buffer, SocketFlags.None, stall.Token);
-                    if (read == 0)
-                    {
-                        break;
-                    }
-
                     if (!binary && pendingCarriageReturn && buffer[0] != (byte)'\n')
                     {
                         // A CR that ended the last chunk was not part of a CRLF: it is data.
-                        upload.Stream.WriteByte((byte)'\r');
+                        upload.Write("\r"u8);
                         pendingCarriageReturn = false;
                     }
 
@@ -356,7 +349,7 @@ internal sealed partial class FtpSession
 
                     try
                     {
-                        upload.Stream.Write(buffer, 0, count);
+                        upload.Write(buffer.AsSpan(0, count));
                     }
                     catch (IOException e) when (IsDiskFull(e))
                     {
@@ -369,7 +362,7 @@ internal sealed partial class FtpSession
 
                 if (pendingCarriageReturn)
                 {
-                    upload.Stream.WriteByte((byte)'\r');
+                    upload.Write("\r"u8);
                 }
 
                 try

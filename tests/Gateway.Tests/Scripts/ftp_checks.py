@@ -11,6 +11,7 @@ import os
 import socket
 import sys
 import threading
+import time
 
 HOST, PORT, CHECK = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
@@ -412,6 +413,69 @@ def check_overwrite_after_download():
     got = io.BytesIO()
     ftp.retrbinary("RETR f.bin", got.write)
     assert got.getvalue() == b"b" * 800
+    ftp.quit()
+
+
+def check_slow_upload_completes():
+    # A sender that trickles (well under the server's 256 KiB receive low-water mark per 2 s data timeout)
+    # is slow, not stalled: its upload completes intact.
+    ftp = connect()
+    fresh_dir(ftp, "slow")
+    data = os.urandom(900)
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR slow.bin")
+    for at in range(0, len(data), 100):  # 9 pieces over ~4.5 s
+        conn.sendall(data[at:at + 100])
+        time.sleep(0.5)
+    conn.close()
+    assert ftp.voidresp().startswith("226")
+    got = io.BytesIO()
+    ftp.retrbinary("RETR slow.bin", got.write)
+    assert got.getvalue() == data
+    ftp.quit()
+
+
+def check_stalled_upload_fails():
+    # A sender that stops sending (without closing) is cut off after the data timeout: 426, nothing kept
+    # beyond what arrived, and the control connection still works.
+    ftp = connect()
+    fresh_dir(ftp, "stalled")
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR stalled.bin")
+    conn.sendall(b"x" * 100)
+    expect_error("426", ftp.voidresp)
+    conn.close()
+    assert ftp.voidcmd("NOOP").startswith("200")
+    ftp.quit()
+
+
+def store_expecting(ftp, code, command, data):
+    # The server may give up (and close the data connection) while the client is still sending.
+    conn = ftp.transfercmd(command)
+    try:
+        conn.sendall(data)
+    except OSError:
+        pass
+    conn.close()
+    expect_error(code, ftp.voidresp)
+
+
+def check_disk_full_discards():
+    # alice's home is a 2 MiB filesystem (FtpDiskFullFixture).
+    ftp = connect()
+    ftp.voidcmd("TYPE I")
+    keep = os.urandom(100_000)
+    ftp.storbinary("STOR keep.bin", io.BytesIO(keep))
+    store_expecting(ftp, "452", "STOR big.bin", os.urandom(4 << 20))
+    store_expecting(ftp, "452", "STOR keep.bin", os.urandom(4 << 20))  # an overwrite that does not fit
+    assert ftp.nlst() == ["keep.bin"], ftp.nlst()  # the tmpfs hides the fixture's hello.txt
+    got = io.BytesIO()
+    ftp.retrbinary("RETR keep.bin", got.write)
+    assert got.getvalue() == keep, "the old file must be whole"
+    # Nothing of the refused uploads takes space: 1.5 MiB fits again.
+    again = os.urandom(1536 << 10)
+    ftp.storbinary("STOR again.bin", io.BytesIO(again))
+    assert ftp.size("again.bin") == len(again)
     ftp.quit()
 
 
