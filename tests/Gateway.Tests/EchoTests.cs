@@ -3,8 +3,8 @@ using System.Security.Cryptography;
 
 namespace Gateway.Tests;
 
-[Collection(SharedGateway.Name)]
-public sealed class EchoTests(GatewayFixture fixture)
+[Collection(ModelGateways.Name)]
+public sealed class EchoTests(ModelGatewaysFixture fixture)
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
 
@@ -33,35 +33,41 @@ public sealed class EchoTests(GatewayFixture fixture)
         return received.ToArray();
     }
 
-    [Fact]
-    public async Task SeveralMiBSentAndReadConcurrentlyComeBackIdentical()
+    [Theory]
+    [MemberData(nameof(Models.All), MemberType = typeof(Models))]
+    public async Task SeveralMiBSentAndReadConcurrentlyComeBackIdentical(string model)
     {
+        var gateway = await fixture.For(model);
         using var timeout = new CancellationTokenSource(Patience);
         var data = RandomNumberGenerator.GetBytes(6 * 1024 * 1024);
-        using var socket = await TcpClients.ConnectAsync(fixture.Gateway.Echo, cancellationToken: timeout.Token);
+        using var socket = await TcpClients.ConnectAsync(gateway.Echo, cancellationToken: timeout.Token);
         var echoed = await EchoAsync(socket, data, timeout.Token);
         Assert.Equal(data.Length, echoed.Length);
         Assert.True(data.AsSpan().SequenceEqual(echoed), "echoed bytes differ");
     }
 
-    [Fact]
-    public async Task FiftyClientsAtOnceEachGetTheirOwnBytesBack()
+    [Theory]
+    [MemberData(nameof(Models.All), MemberType = typeof(Models))]
+    public async Task FiftyClientsAtOnceEachGetTheirOwnBytesBack(string model)
     {
+        var gateway = await fixture.For(model);
         using var timeout = new CancellationTokenSource(Patience);
         var results = await Task.WhenAll(Enumerable.Range(0, 50).Select(async i =>
         {
             var data = RandomNumberGenerator.GetBytes(100_000 + i);
-            using var socket = await TcpClients.ConnectAsync(fixture.Gateway.Echo, cancellationToken: timeout.Token);
+            using var socket = await TcpClients.ConnectAsync(gateway.Echo, cancellationToken: timeout.Token);
             var echoed = await EchoAsync(socket, data, timeout.Token);
             return data.AsSpan().SequenceEqual(echoed);
         }));
         Assert.All(results, Assert.True);
     }
 
-    [Fact]
-    public async Task ClientThatNeverReadsIsHeldBackAndLosesNothing()
+    [Theory]
+    [MemberData(nameof(Models.All), MemberType = typeof(Models))]
+    public async Task ClientThatNeverReadsIsHeldBackAndLosesNothing(string model)
     {
-        using var socket = await TcpClients.ConnectAsync(fixture.Gateway.Echo);
+        var gateway = await fixture.For(model);
+        using var socket = await TcpClients.ConnectAsync(gateway.Echo);
         socket.Blocking = false;
         var chunk = new byte[65536];
         long sent = 0;

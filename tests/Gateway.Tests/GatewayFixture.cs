@@ -23,3 +23,61 @@ public sealed class SharedGateway : ICollectionFixture<GatewayFixture>
 {
     public const string Name = "gateway";
 }
+
+/// <summary>The I/O models every protocol test runs on: one test body, one run per model.</summary>
+public static class Models
+{
+    public static readonly string[] Names = ["kestrel", "epoll", "epoll-et", "poll", "select"];
+
+    public static TheoryData<string> All => [.. Names];
+}
+
+/// <summary>
+/// One gateway per I/O model, started on first use with every listener on that model, shared by the
+/// protocol tests and stopped (by pid) at the end.
+/// </summary>
+public sealed class ModelGatewaysFixture : IAsyncLifetime
+{
+    private readonly Dictionary<string, Task<GatewayProcess>> _gateways = [];
+
+    internal Task<GatewayProcess> For(string model)
+    {
+        lock (_gateways)
+        {
+            if (!_gateways.TryGetValue(model, out var gateway))
+            {
+                gateway = GatewayProcess.StartAsync(
+                [
+                    .. GatewayProcess.LoopbackArgs,
+                    $"--Gateway:Listeners:Echo:Model={model}", $"--Gateway:Listeners:Rpc:Model={model}", $"--Gateway:Listeners:Ftp:Model={model}",
+                ]);
+                _gateways[model] = gateway;
+            }
+
+            return gateway;
+        }
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var starting in _gateways.Values)
+        {
+            try
+            {
+                await (await starting).DisposeAsync();
+            }
+            catch (InvalidOperationException)
+            {
+                // it never started; StartAsync stopped it already
+            }
+        }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ModelGateways : ICollectionFixture<ModelGatewaysFixture>
+{
+    public const string Name = "models";
+}

@@ -2,6 +2,9 @@ using System.Net;
 using System.Text.RegularExpressions;
 using Gateway.Admin;
 using Gateway.Connections;
+using Gateway.Models;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using System.Net.Sockets;
 using Gateway.Protocols;
 using Gateway.Protocols.Ftp;
@@ -69,6 +72,8 @@ public static partial class GatewayHost
                 return socket;
             };
         });
+        // The in-process models, beside Kestrel's socket transport (each binds only its own kind of endpoint).
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnectionListenerFactory, ModelTransportFactory>());
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
             var services = kestrel.ApplicationServices;

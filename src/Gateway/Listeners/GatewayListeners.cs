@@ -1,5 +1,6 @@
 using System.Net;
 using Gateway.Connections;
+using Gateway.Models;
 using Gateway.Protocols;
 using Gateway.Protocols.Echo;
 using Gateway.Protocols.Ftp;
@@ -58,7 +59,7 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
 
     /// <summary>The endpoints as bound, with the ports the system chose for port 0. Valid once the server started.</summary>
     public IEnumerable<ListenerEndpoint> Bound() =>
-        _bound.Select(b => b.Endpoint with { Port = b.Options.IPEndPoint?.Port ?? b.Endpoint.Port });
+        _bound.Select(b => b.Endpoint with { Port = b.Options.IPEndPoint?.Port ?? (b.Options.EndPoint as ModelEndPoint)?.Address.Port ?? b.Endpoint.Port });
 
     /// <summary>Records the bound ports and logs one line per endpoint. Call once the server has started.</summary>
     public void OnStarted()
@@ -86,7 +87,18 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
 
     private static void Listen(KestrelServerOptions kestrel, ListenerEndpoint endpoint, Action<ListenOptions> configure)
     {
-        if (endpoint.Address is null)
+        if (endpoint.Protocol is not null && endpoint.Model != ServerModels.Kestrel)
+        {
+            // An in-process model: ModelTransportFactory binds these (Kestrel's sockets bind plain IPEndPoints).
+            IPAddress[] addresses = endpoint.Address is null ? [IPAddress.IPv6Any]
+                : endpoint.IsLocalhost && endpoint.Port != 0 ? [IPAddress.Loopback, IPAddress.IPv6Loopback]
+                : [endpoint.Address];
+            foreach (var address in addresses)
+            {
+                kestrel.Listen(new ModelEndPoint(new IPEndPoint(address, endpoint.Port), endpoint.Model, endpoint.Key), configure);
+            }
+        }
+        else if (endpoint.Address is null)
         {
             kestrel.ListenAnyIP(endpoint.Port, configure);
         }

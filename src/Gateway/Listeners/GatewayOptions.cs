@@ -14,6 +14,8 @@ public sealed class GatewayOptions
 
     public WorkersOptions Workers { get; set; } = new();
 
+    public ModelsOptions Models { get; set; } = new();
+
     /// <summary>The FTP listener's own keys (<c>Gateway:Listeners:Ftp:Root</c>, ...), beside its Port and Model.</summary>
     public FtpListenerOptions Ftp { get; set; } = new();
 }
@@ -106,4 +108,11 @@ public sealed class WorkersOptions
     public int Count { get; set; }
 
     public string Mode { get; set; } = "async";
+}
+
+/// <summary>Settings of the in-process models (<c>Gateway:Models</c>).</summary>
+public sealed class ModelsOptions
+{
+    /// <summary>Reactor threads per listener for epoll, epoll-et, poll and select; 0: one per core.</summary>
+    public int ReactorThreads { get; set; }
 }

@@ -1,0 +1,274 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using Gateway.Models.Native;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Gateway.Models;
+
+/// <summary>
+/// A connection of an in-process model as Kestrel sees it: a socket descriptor behind two pipes. The model
+/// fills <see cref="Input"/>'s writer from the socket (however it learns that bytes arrived) and this class
+/// drains <see cref="Output"/>'s reader into the socket. The connection is over when both directions are:
+/// then <see cref="ConnectionClosed"/> fires and the model may close the descriptor.
+/// </summary>
+internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeature, IConnectionTransportFeature,
+    IConnectionEndPointFeature, IConnectionLifetimeFeature
+{
+    private static long s_lastId;
+
+    private readonly CancellationTokenSource _closed = new();
+    private readonly TaskCompletionSource _sendEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _receiveEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly FeatureCollection _features = new(6);
+    private IDictionary<object, object?>? _items;
+    private volatile ConnectionAbortedException? _abortReason;
+    private int _closedFired;
+
+    protected ModelConnection(FileDescriptor socket, PipeOptions input, PipeOptions output)
+    {
+        Socket = socket;
+        ConnectionId = $"{ModelConnectionIdPrefix}{Interlocked.Increment(ref s_lastId):X8}";
+        LocalEndPoint = NativeSocket.LocalEndPoint(socket);
+        RemoteEndPoint = NativeSocket.RemoteEndPoint(socket);
+        Input = new Pipe(input);
+        Output = new Pipe(output);
+        Transport = new DuplexPipe(Input.Reader, Output.Writer);
+        _features.Set<IConnectionIdFeature>(this);
+        _features.Set<IConnectionTransportFeature>(this);
+        _features.Set<IConnectionEndPointFeature>(this);
+        _features.Set<IConnectionLifetimeFeature>(this);
+    }
+
+    /// <summary>Distinguishes these ids from Kestrel's own, which share the registry.</summary>
+    private const string ModelConnectionIdPrefix = "m";
+
+    public FileDescriptor Socket { get; }
+
+    /// <summary>Socket → application.</summary>
+    protected Pipe Input { get; }
+
+    /// <summary>Application → socket.</summary>
+    protected Pipe Output { get; }
+
+    /// <summary>Why the host aborted the connection, if it did.</summary>
+    protected ConnectionAbortedException? AbortReason => _abortReason;
+
+    public override string ConnectionId { get; set; }
+
+    public override IFeatureCollection Features => _features;
+
+    public override IDictionary<object, object?> Items
+    {
+        get => _items ??= new ConnectionItems();
+        set => _items = value;
+    }
+
+    public override IDuplexPipe Transport { get; set; }
+
+    public override EndPoint? LocalEndPoint { get; set; }
+
+    public override EndPoint? RemoteEndPoint { get; set; }
+
+    public override CancellationToken ConnectionClosed
+    {
+        get => _closed.Token;
+        set => throw new NotSupportedException("the model owns the connection's closed token");
+    }
+
+    /// <summary>Completes once both directions have ended.</summary>
+    protected Task Finished => Task.WhenAll(_sendEnded.Task, _receiveEnded.Task);
+
+    public override void Abort(ConnectionAbortedException abortReason)
+    {
+        _abortReason ??= abortReason;
+        Output.Reader.CancelPendingRead(); // the send loop stops
+        Shutdown(Libc.ShutRdWr); // the receive side sees the end
+        OnAborted();
+    }
+
+    /// <summary>Kestrel disposes the connection once its handler returned: let the output drain, then close.</summary>
+    public override async ValueTask DisposeAsync()
+    {
+        Transport.Input.Complete();
+        Transport.Output.Complete();
+        await Finished;
+        await CloseAsync();
+        _closed.Dispose();
+        await base.DisposeAsync();
+    }
+
+    /// <summary>The model wakes whatever waits for this connection's socket (the abort already shut it down).</summary>
+    protected virtual void OnAborted()
+    {
+    }
+
+    /// <summary>
+    /// Nothing more will be sent: the model ends the receive side too (the application is done with the
+    /// connection, or the connection failed), as Kestrel's socket transport shuts both directions down.
+    /// </summary>
+    protected virtual void OnSendEnded()
+    {
+    }
+
+    /// <summary>The model removes the descriptor from whatever watches it and closes it.</summary>
+    protected abstract ValueTask CloseAsync();
+
+    /// <summary>The receive direction ended: end of stream, reset, or abort.</summary>
+    protected void ReceiveEnded(Exception? error)
+    {
+        Input.Writer.Complete(_abortReason ?? error);
+        if (_receiveEnded.TrySetResult() && error is not null)
+        {
+            // A reset or an abort: nothing more can be sent either.
+            Output.Reader.CancelPendingRead();
+        }
+
+        FireClosedWhenDone();
+    }
+
+    /// <summary>
+    /// Drains the output pipe into the socket until the application completes it (then sends FIN) or the
+    /// connection fails.
+    /// </summary>
+    protected async Task SendLoopAsync()
+    {
+        Exception? error = null;
+        try
+        {
+            while (true)
+            {
+                var result = await Output.Reader.ReadAsync();
+                if (result.IsCanceled || _abortReason is not null)
+                {
+                    break;
+                }
+
+                var buffer = result.Buffer;
+                while (!buffer.IsEmpty)
+                {
+                    var sent = await SendAsync(buffer);
+                    buffer = buffer.Slice(sent);
+                }
+
+                Output.Reader.AdvanceTo(buffer.End);
+                if (result.IsCompleted)
+                {
+                    Shutdown(Libc.ShutWr); // a clean FIN after the last byte
+                    break;
+                }
+            }
+        }
+        catch (NativeException e) when (e.Error is Errno.BrokenPipe or Errno.ConnectionReset or Errno.NotConnected or Errno.TimedOut)
+        {
+            error = new ConnectionResetException(e.Message, e);
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
+        finally
+        {
+            Output.Reader.Complete(_abortReason ?? error);
+            _sendEnded.TrySetResult();
+            if (error is not null)
+            {
+                Shutdown(Libc.ShutRdWr); // a failed send ends the receive side too
+            }
+
+            OnSendEnded();
+            FireClosedWhenDone();
+        }
+    }
+
+    /// <summary>Sends some of <paramref name="buffer"/> (at least one byte) and returns how many bytes went.</summary>
+    protected abstract ValueTask<long> SendAsync(ReadOnlySequence<byte> buffer);
+
+    /// <summary>One send of the buffer's first segment, or a gathering send of its first 16.</summary>
+    protected NativeResult SendNow(in ReadOnlySequence<byte> buffer, int flags)
+    {
+        if (buffer.IsSingleSegment)
+        {
+            return Libc.Send(Socket, buffer.FirstSpan, flags);
+        }
+
+        return SendGathered(buffer, flags);
+    }
+
+    private unsafe NativeResult SendGathered(in ReadOnlySequence<byte> buffer, int flags)
+    {
+        const int MaxSegments = 16;
+        var vectors = stackalloc Libc.IoVector[MaxSegments];
+        var handles = new MemoryHandle[MaxSegments];
+        var count = 0;
+        try
+        {
+            foreach (var segment in buffer)
+            {
+                if (count == MaxSegments)
+                {
+                    break;
+                }
+
+                if (segment.IsEmpty)
+                {
+                    continue;
+                }
+
+                handles[count] = segment.Pin();
+                vectors[count] = new Libc.IoVector { Base = handles[count].Pointer, Length = (nuint)segment.Length };
+                count++;
+            }
+
+            return Libc.SendVector(Socket, vectors, count, flags);
+        }
+        finally
+        {
+            for (var i = 0; i < count; i++)
+            {
+                handles[i].Dispose();
+            }
+        }
+    }
+
+    private void Shutdown(int how)
+    {
+        try
+        {
+            _ = Libc.Shutdown(Socket, how);
+        }
+        catch (ObjectDisposedException)
+        {
+            // closed already
+        }
+    }
+
+    private void FireClosedWhenDone()
+    {
+        if (_sendEnded.Task.IsCompleted && _receiveEnded.Task.IsCompleted && Interlocked.Exchange(ref _closedFired, 1) == 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static c => c.CancelClosed(), this, preferLocal: false);
+        }
+    }
+
+    private void CancelClosed()
+    {
+        try
+        {
+            _closed.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // disposed already: nobody is listening
+        }
+    }
+
+    private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
+    {
+        public PipeReader Input { get; } = input;
+
+        public PipeWriter Output { get; } = output;
+    }
+}

@@ -1,0 +1,23 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Gateway.Models;
+
+/// <summary>
+/// An address to listen on with one of the in-process models. Kestrel hands each endpoint to the first
+/// transport that says it can bind it: <see cref="ModelTransportFactory"/> takes these, Kestrel's socket
+/// transport keeps the plain <see cref="IPEndPoint"/>s (the <c>kestrel</c> model).
+/// </summary>
+public sealed class ModelEndPoint(IPEndPoint address, string model, string listenerKey) : EndPoint
+{
+    public IPEndPoint Address { get; } = address;
+
+    public string Model { get; } = model;
+
+    /// <summary>The configuration key of the listener it serves (<c>Gateway:Listeners:Echo</c>), for its counters.</summary>
+    public string ListenerKey { get; } = listenerKey;
+
+    public override AddressFamily AddressFamily => Address.AddressFamily;
+
+    public override string ToString() => Address.ToString();
+}

@@ -1,0 +1,95 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using Gateway.Connections;
+using Gateway.Listeners;
+using Gateway.Models.Native;
+using Gateway.Telemetry;
+using Microsoft.AspNetCore.Connections;
+
+namespace Gateway.Models;
+
+/// <summary>
+/// The in-process models as one Kestrel transport: binds every <see cref="ModelEndPoint"/> with the model it
+/// names. Kestrel's connection handling (limits, middleware, graceful shutdown) runs on top unchanged.
+/// </summary>
+public sealed partial class ModelTransportFactory(GatewayOptions options, GatewayListeners listeners, GatewayMetrics metrics, ILogger<ModelTransportFactory> logger)
+    : IConnectionListenerFactory, IConnectionListenerFactorySelector
+{
+    public static readonly IReadOnlyList<string> Reactors = ["epoll", "epoll-et", "poll", "select"];
+
+    private long _lastRefusalLog = -1;
+    private long _refusedSinceLog;
+
+    public bool CanBind(EndPoint endpoint) => endpoint is ModelEndPoint;
+
+    public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    {
+        if (endpoint is not ModelEndPoint model)
+        {
+            throw new NotSupportedException($"{endpoint} is not an in-process model endpoint");
+        }
+
+        if (!OperatingSystem.IsLinux())
+        {
+            throw new PlatformNotSupportedException($"the {model.Model} model runs on Linux only; use kestrel");
+        }
+
+        var stats = listeners.Stats.First(s => s.Endpoint.Key == model.ListenerKey);
+        var reactor = new ReactorOptions
+        {
+            Input = InputPipe(),
+            Output = OutputPipe,
+            OnRefused = (remote, reason) => Refused(stats, remote, reason),
+            OnAcceptFailed = e => LogAcceptFailed(logger, model.ListenerKey, e.Message),
+        };
+        var threads = options.Models.ReactorThreads > 0 ? options.Models.ReactorThreads : Environment.ProcessorCount;
+        IConnectionListener listener = model.Model switch
+        {
+            "epoll" => new ReactorListener(model, threads, () => new EpollReadiness(edgeTriggered: false), reactor),
+            "epoll-et" => new ReactorListener(model, threads, () => new EpollReadiness(edgeTriggered: true), reactor),
+            "poll" => new ReactorListener(model, threads, () => new PollReadiness(), reactor),
+            "select" => new ReactorListener(model, threads, () => new SelectReadiness(), reactor),
+            _ => throw new NotSupportedException($"model {model.Model} is not an in-process transport"),
+        };
+        return ValueTask.FromResult(listener);
+    }
+
+    /// <summary>
+    /// The input pipe pauses the socket at this many unread bytes: a whole largest frame plus its header must
+    /// fit, or a frame of exactly MaxFrameBytes could never complete (as for Kestrel's sockets).
+    /// Readers resume on the thread pool, never on a reactor thread.
+    /// </summary>
+    private PipeOptions InputPipe()
+    {
+        long pause = Math.Max(1024 * 1024, options.Limits.MaxFrameBytes + 64 * 1024);
+        return new PipeOptions(MemoryPool<byte>.Shared, readerScheduler: PipeScheduler.ThreadPool, writerScheduler: PipeScheduler.Inline,
+            pauseWriterThreshold: pause, resumeWriterThreshold: pause / 2, useSynchronizationContext: false);
+    }
+
+    /// <summary>
+    /// Output is sent by the thread that flushed it (the reader side runs inline); a writer held up by a slow
+    /// client resumes on the thread pool, never on a reactor thread. 64 KiB pending, as Kestrel's default.
+    /// </summary>
+    private static readonly PipeOptions OutputPipe = new(MemoryPool<byte>.Shared, readerScheduler: PipeScheduler.Inline,
+        writerScheduler: PipeScheduler.ThreadPool, pauseWriterThreshold: 64 * 1024, resumeWriterThreshold: 32 * 1024, useSynchronizationContext: false);
+
+    private void Refused(ListenerStats stats, IPEndPoint? remote, string reason)
+    {
+        stats.RejectedOne();
+        metrics.Rejected(stats, "model_limit");
+        Interlocked.Increment(ref _refusedSinceLog);
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _lastRefusalLog);
+        if ((last < 0 || now - last >= 10_000) && Interlocked.CompareExchange(ref _lastRefusalLog, now, last) == last)
+        {
+            LogRefused(logger, Interlocked.Exchange(ref _refusedSinceLog, 0), stats.Endpoint.Key, stats.Model, remote?.ToString(), reason);
+        }
+    }
+
+    [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "Refused {Count} connection(s) on {Listener} (model {Model}; latest from {Remote}): {Reason}")]
+    private static partial void LogRefused(ILogger logger, long count, string listener, string model, string? remote, string reason);
+
+    [LoggerMessage(EventId = 31, Level = LogLevel.Warning, Message = "{Listener}: accept failed ({Error}); retrying in 100 ms")]
+    private static partial void LogAcceptFailed(ILogger logger, string listener, string error);
+}

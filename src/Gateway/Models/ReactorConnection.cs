@@ -1,0 +1,310 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using Gateway.Models.Native;
+using Microsoft.AspNetCore.Connections;
+
+namespace Gateway.Models;
+
+/// <summary>What every connection of one reactor listener shares.</summary>
+internal sealed class ReactorOptions
+{
+    public required PipeOptions Input { get; init; }
+
+    public required PipeOptions Output { get; init; }
+
+    /// <summary>How many bytes a read asks the input pipe for.</summary>
+    public int ReadBytes { get; init; } = 4096;
+
+    /// <summary>A connection accepted and refused at once (select: a descriptor past FD_SETSIZE).</summary>
+    public required Action<IPEndPoint?, string> OnRefused { get; init; }
+
+    /// <summary>accept(2) failed for want of descriptors or memory.</summary>
+    public required Action<Exception> OnAcceptFailed { get; init; }
+}
+
+/// <summary>
+/// A connection served by a <see cref="Reactor"/>. Its receive side runs on the reactor thread only; its send
+/// side runs on whichever thread flushed output, and asks the reactor to watch for writability only when a
+/// non-blocking send hit EAGAIN. Edge-triggered reactors watch reads and writes from the start and must read
+/// until the socket is drained, also when a paused pipe resumes (no new edge comes for bytes already there).
+/// </summary>
+internal sealed class ReactorConnection : ModelConnection
+{
+    private readonly Reactor _reactor;
+    private readonly ReactorOptions _options;
+    private readonly WritableSignal _writable = new();
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Action _resumeReceive;
+    private ValueTask<FlushResult> _pendingFlush;
+
+    // Reactor-thread state.
+    private bool _receivePaused;
+    private bool _receiveDone;
+    private bool _wantWrite;
+    private bool _isClosed;
+
+    public ReactorConnection(Reactor reactor, FileDescriptor socket, int token, ReactorOptions options)
+        : base(socket, options.Input, options.Output)
+    {
+        _reactor = reactor;
+        _options = options;
+        Token = token;
+        _resumeReceive = () => _reactor.Post(this, ReactorWork.ResumeReceive);
+    }
+
+    /// <summary>The reactor's slot for this connection.</summary>
+    public int Token { get; }
+
+    /// <summary>Whether the reactor's readiness set holds the descriptor now (reactor thread).</summary>
+    public bool Watched { get; set; }
+
+    public void Start() => _ = SendLoopAsync();
+
+    /// <summary>The reactor says the socket is ready (reactor thread).</summary>
+    public void OnReady(ReadyEvent ready)
+    {
+        if (ready.Writable && (_wantWrite || _reactor.EdgeTriggered))
+        {
+            _wantWrite = false;
+            UpdateInterest();
+            _writable.Signal();
+        }
+
+        if (ready.Readable)
+        {
+            if (!_receivePaused && !_receiveDone)
+            {
+                Receive();
+            }
+            else if (ready.Hangup)
+            {
+                // Level-triggered APIs report a hang-up whatever we watch: stop watching until we read again.
+                _reactor.Unwatch(this);
+            }
+        }
+    }
+
+    /// <summary>Work handed in from other threads (reactor thread).</summary>
+    public void DoWork(ReactorWork work)
+    {
+        if (_isClosed)
+        {
+            return;
+        }
+
+        switch (work)
+        {
+            case ReactorWork.ResumeReceive:
+                ResumeReceive();
+                break;
+            case ReactorWork.WatchWrite:
+                _wantWrite = true;
+                _reactor.Rewatch(this, CurrentInterest());
+                UpdateInterest();
+                break;
+            case ReactorWork.EndReceive when !_receiveDone:
+                EndReceive(null);
+                break;
+            case ReactorWork.Close:
+                CloseOnReactor();
+                break;
+        }
+    }
+
+    /// <summary>Removes the descriptor from the reactor and closes it (reactor thread).</summary>
+    public void CloseOnReactor()
+    {
+        if (_isClosed)
+        {
+            return;
+        }
+
+        _isClosed = true;
+        if (!_receiveDone)
+        {
+            EndReceive(new ConnectionAbortedException("the listener stopped"));
+        }
+
+        _writable.Close();
+        _reactor.Release(this);
+        Socket.Dispose();
+        _closed.TrySetResult();
+    }
+
+    protected override void OnAborted()
+    {
+        _writable.Close();
+        _reactor.Post(this, ReactorWork.EndReceive);
+    }
+
+    protected override void OnSendEnded() => _reactor.Post(this, ReactorWork.EndReceive);
+
+    protected override async ValueTask CloseAsync()
+    {
+        _reactor.Post(this, ReactorWork.Close);
+        await _closed.Task;
+    }
+
+    protected override async ValueTask<long> SendAsync(ReadOnlySequence<byte> buffer)
+    {
+        while (true)
+        {
+            var result = SendNow(buffer, 0);
+            if (result.Ok)
+            {
+                return result.Value;
+            }
+
+            if (result.Error == Errno.Interrupted)
+            {
+                continue;
+            }
+
+            if (!result.WouldBlock)
+            {
+                throw result.ToException("send");
+            }
+
+            if (!_reactor.EdgeTriggered)
+            {
+                _reactor.Post(this, ReactorWork.WatchWrite);
+            }
+
+            await _writable.WaitAsync();
+            if (AbortReason is { } aborted)
+            {
+                throw aborted;
+            }
+        }
+    }
+
+    private void Receive()
+    {
+        while (true)
+        {
+            var memory = Input.Writer.GetMemory(_options.ReadBytes);
+            var result = Libc.Receive(Socket, memory.Span, 0);
+            if (result.Ok && result.Value > 0)
+            {
+                Input.Writer.Advance((int)result.Value);
+                // Kept in a field when it does not complete at once, and observed once when it does (ResumeReceive).
+#pragma warning disable CA2012
+                var flush = Input.Writer.FlushAsync();
+#pragma warning restore CA2012
+                if (!flush.IsCompletedSuccessfully)
+                {
+                    // The application has not caught up: stop reading until it has (backpressure).
+                    _receivePaused = true;
+                    UpdateInterest();
+                    _pendingFlush = flush;
+                    flush.GetAwaiter().UnsafeOnCompleted(_resumeReceive);
+                    return;
+                }
+
+                if (flush.Result.IsCompleted)
+                {
+                    EndReceive(null); // the application stopped reading
+                    return;
+                }
+
+                // Level-triggered: one read per readiness is fair to the others. Edge-triggered: read until the
+                // socket is drained, end of stream included: a FIN queued behind the data brings no new edge.
+                if (!_reactor.EdgeTriggered || (result.Value < memory.Length && IsDrained()))
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            if (result.Ok)
+            {
+                EndReceive(null); // end of stream
+                return;
+            }
+
+            if (result.WouldBlock)
+            {
+                return;
+            }
+
+            if (result.Error != Errno.Interrupted)
+            {
+                EndReceive(new ConnectionResetException(result.ToException("recv").Message));
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// After a short read, whether anything (bytes or end of stream) is still queued: a one-byte peek, so the
+    /// usual answer (EAGAIN) costs no pipe memory. True when drained.
+    /// </summary>
+    private bool IsDrained()
+    {
+        Span<byte> probe = stackalloc byte[1];
+        var peek = Libc.Receive(Socket, probe, Libc.MsgPeek);
+        return peek.WouldBlock;
+    }
+
+    private void ResumeReceive()
+    {
+        if (!_receivePaused)
+        {
+            return;
+        }
+
+        _receivePaused = false;
+        var flush = _pendingFlush;
+        _pendingFlush = default;
+        bool readerDone;
+        try
+        {
+            // Called by the flush's own completion, so it has completed; observing it also releases it.
+#pragma warning disable CA2012
+            readerDone = flush.GetAwaiter().GetResult().IsCompleted;
+#pragma warning restore CA2012
+        }
+        catch (InvalidOperationException)
+        {
+            readerDone = true; // the pipe was completed under the flush
+        }
+
+        if (_receiveDone)
+        {
+            return;
+        }
+
+        if (readerDone)
+        {
+            EndReceive(null);
+            return;
+        }
+
+        _reactor.Rewatch(this, CurrentInterest());
+        UpdateInterest();
+        if (_reactor.EdgeTriggered)
+        {
+            Receive(); // bytes that arrived while paused brought their edge already
+        }
+    }
+
+    private void EndReceive(Exception? error)
+    {
+        _receiveDone = true;
+        UpdateInterest();
+        ReceiveEnded(error);
+    }
+
+    private Interest CurrentInterest() =>
+        (!_receivePaused && !_receiveDone ? Interest.Read : Interest.None) | (_wantWrite ? Interest.Write : Interest.None);
+
+    private void UpdateInterest()
+    {
+        if (!_isClosed)
+        {
+            _reactor.ChangeInterest(this, CurrentInterest());
+        }
+    }
+}
