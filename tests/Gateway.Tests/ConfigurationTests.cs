@@ -22,7 +22,6 @@ public sealed class ConfigurationTests
     [InlineData("--Gateway:Listeners:Rpc:Port=abc", "Gateway:Listeners:Rpc:Port", "not a TCP port")]
     [InlineData("--Gateway:Listeners:Echo:Port=65536", "Gateway:Listeners:Echo:Port", "not a TCP port")]
     [InlineData("--Gateway:Listeners:Rpc:Model=turbo", "Gateway:Listeners:Rpc:Model", "not a model")]
-    [InlineData("--Gateway:Listeners:Rpc:Model=threads", "Gateway:Listeners:Rpc:Model", "not available yet")]
     [InlineData("--Gateway:Listeners:Echo:Model=prefork", "Gateway:Listeners:Echo:Model", "not available yet")]
     [InlineData("--Gateway:Listeners:Ftp:Enabled=true --Gateway:Listeners:Ftp:PassivePorts=80-90", "Gateway:Listeners:Ftp:PassivePorts", "1024-65535")]
     [InlineData("--Gateway:Listeners:Ftp:Enabled=true --Gateway:Listeners:Ftp:Users:0:Name=eve --Gateway:Listeners:Ftp:Users:0:PasswordHash=plain", "Gateway:Listeners:Ftp:Users:0:PasswordHash", "hash-password")]

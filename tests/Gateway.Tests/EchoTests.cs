@@ -47,7 +47,7 @@ public sealed class EchoTests(ModelGatewaysFixture fixture)
     }
 
     [Theory]
-    [MemberData(nameof(Models.All), MemberType = typeof(Models))]
+    [MemberData(nameof(Models.Concurrent), MemberType = typeof(Models))]
     public async Task FiftyClientsAtOnceEachGetTheirOwnBytesBack(string model)
     {
         var gateway = await fixture.For(model);

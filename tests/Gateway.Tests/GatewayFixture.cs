@@ -27,9 +27,12 @@ public sealed class SharedGateway : ICollectionFixture<GatewayFixture>
 /// <summary>The I/O models every protocol test runs on: one test body, one run per model.</summary>
 public static class Models
 {
-    public static readonly string[] Names = ["kestrel", "epoll", "epoll-et", "poll", "select"];
+    public static readonly string[] Names = ["kestrel", "epoll", "epoll-et", "poll", "select", "threads", "iterative"];
 
     public static TheoryData<string> All => [.. Names];
+
+    /// <summary>The models that serve clients at the same time: all but the loop server, which takes one at a time.</summary>
+    public static TheoryData<string> Concurrent => [.. Names.Where(n => n != "iterative")];
 }
 
 /// <summary>

@@ -13,7 +13,7 @@ public sealed class RpcTests(ModelGatewaysFixture fixture)
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
 
     [Theory]
-    [MemberData(nameof(Models.All), MemberType = typeof(Models))]
+    [MemberData(nameof(Models.Concurrent), MemberType = typeof(Models))]
     public async Task ThousandConcurrentClientsEachGetTheirOwnPong(string model)
     {
         var gateway = await fixture.For(model);

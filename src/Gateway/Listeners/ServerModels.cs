@@ -9,7 +9,7 @@ public static class ServerModels
         [Kestrel, "epoll", "epoll-et", "poll", "select", "threads", "iterative", "prefork"];
 
     /// <summary>The models this build implements; the others are accepted names that fail clearly at start.</summary>
-    public static IReadOnlyList<string> Available { get; } = [Kestrel, "epoll", "epoll-et", "poll", "select"];
+    public static IReadOnlyList<string> Available { get; } = [Kestrel, "epoll", "epoll-et", "poll", "select", "threads", "iterative"];
 
     public static IReadOnlyList<string> WorkerModes { get; } = ["async", "sync", "per-connection"];
 }

@@ -140,7 +140,7 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         {
             while (true)
             {
-                var result = await Output.Reader.ReadAsync();
+                var result = await ReadOutputAsync();
                 if (result.IsCanceled || _abortReason is not null)
                 {
                     break;
@@ -182,6 +182,9 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
             FireClosedWhenDone();
         }
     }
+
+    /// <summary>The next output to send; a model that sends from a thread of its own waits for it there.</summary>
+    protected virtual ValueTask<ReadResult> ReadOutputAsync() => Output.Reader.ReadAsync();
 
     /// <summary>Sends some of <paramref name="buffer"/> (at least one byte) and returns how many bytes went.</summary>
     protected abstract ValueTask<long> SendAsync(ReadOnlySequence<byte> buffer);
@@ -233,7 +236,8 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         }
     }
 
-    private void Shutdown(int how)
+    /// <summary>shutdown(2) of one or both directions; nothing when the descriptor is closed already.</summary>
+    protected void Shutdown(int how)
     {
         try
         {

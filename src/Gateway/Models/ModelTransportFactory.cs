@@ -50,6 +50,8 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
             "epoll-et" => new ReactorListener(model, threads, () => new EpollReadiness(edgeTriggered: true), reactor),
             "poll" => new ReactorListener(model, threads, () => new PollReadiness(), reactor),
             "select" => new ReactorListener(model, threads, () => new SelectReadiness(), reactor),
+            "threads" => new BlockingListener(model, oneAtATime: false, reactor.Input, OutputPipe, reactor.OnAcceptFailed),
+            "iterative" => new BlockingListener(model, oneAtATime: true, reactor.Input, OutputPipe, reactor.OnAcceptFailed),
             _ => throw new NotSupportedException($"model {model.Model} is not an in-process transport"),
         };
         return ValueTask.FromResult(listener);
@@ -68,8 +70,9 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
     }
 
     /// <summary>
-    /// Output is sent by the thread that flushed it (the reader side runs inline); a writer held up by a slow
-    /// client resumes on the thread pool, never on a reactor thread. 64 KiB pending, as Kestrel's default.
+    /// Output is sent by the thread that flushed it (the reader side runs inline; the blocking models' send
+    /// thread waits on it instead); a writer held up by a slow client resumes on the thread pool, never on a
+    /// reactor thread. 64 KiB pending, as Kestrel's default.
     /// </summary>
     private static readonly PipeOptions OutputPipe = new(MemoryPool<byte>.Shared, readerScheduler: PipeScheduler.Inline,
         writerScheduler: PipeScheduler.ThreadPool, pauseWriterThreshold: 64 * 1024, resumeWriterThreshold: 32 * 1024, useSynchronizationContext: false);
