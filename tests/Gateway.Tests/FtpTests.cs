@@ -103,6 +103,86 @@ public sealed class FtpDiskFullTests(FtpDiskFullFixture fixture) : IClassFixture
     public Task UploadsThatRunOutOfSpaceAreRefusedAndLeaveNothing() => FtpChecks.RunAsync(fixture.Gateway, "disk_full_discards");
 }
 
+/// <summary>The FTP fixture with the control listener on one I/O model.</summary>
+public sealed class FtpOnModelFixture(string model) : FtpFixture
+{
+    protected override string[] ExtraArgs => [$"--Gateway:Listeners:Ftp:Model={model}"];
+}
+
+/// <summary>One FTP gateway per I/O model, started on first use and stopped at the end.</summary>
+public sealed class FtpModelsFixture : IAsyncLifetime
+{
+    private readonly Dictionary<string, Task<FtpOnModelFixture>> _fixtures = [];
+
+    internal async Task<GatewayProcess> For(string model)
+    {
+        Task<FtpOnModelFixture> starting;
+        lock (_fixtures)
+        {
+            if (!_fixtures.TryGetValue(model, out starting!))
+            {
+                starting = StartAsync(new FtpOnModelFixture(model));
+                _fixtures[model] = starting;
+            }
+        }
+
+        return (await starting).Gateway;
+
+        static async Task<FtpOnModelFixture> StartAsync(FtpOnModelFixture fixture)
+        {
+            await fixture.InitializeAsync();
+            return fixture;
+        }
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var starting in _fixtures.Values)
+        {
+            try
+            {
+                await (await starting).DisposeAsync();
+            }
+            catch (InvalidOperationException)
+            {
+                // never started
+            }
+        }
+    }
+}
+
+/// <summary>The FTP checks again, on every in-process model (the kestrel run is <see cref="FtpTests"/>).</summary>
+public sealed class FtpOnModelsTests(FtpModelsFixture fixture) : IClassFixture<FtpModelsFixture>
+{
+    private static readonly string[] Checks =
+    [
+        "commands", "epsv", "ascii", "utf8_names", "read_only_user", "anonymous_read_only", "login_required_and_unknown_user",
+        "three_failures_close", "bounce_refused", "pasv_hijack_refused", "abort_transfer", "cut_off_upload_leaves_nothing",
+        "resume_refused_when_atomic", "concurrent_clients", "commands_before_greeting_and_pipelined", "long_line_and_garbage",
+        "traversal_stays_inside",
+    ];
+
+    public static TheoryData<string, string> ChecksOnModels()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var model in Models.Names.Where(m => m != "kestrel"))
+        {
+            foreach (var check in Checks.Where(c => model != "iterative" || c != "concurrent_clients"))
+            {
+                data.Add(model, check);
+            }
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(ChecksOnModels))]
+    public async Task PythonFtplib(string model, string check) => await FtpChecks.RunAsync(await fixture.For(model), check);
+}
+
 internal static class FtpChecks
 {
     public static async Task RunAsync(GatewayProcess gateway, string check)

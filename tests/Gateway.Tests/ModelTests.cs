@@ -103,6 +103,27 @@ public sealed class ModelTests(ModelGatewaysFixture fixture)
         Assert.False(gateway.HasExited);
     }
 
+    [Theory]
+    [MemberData(nameof(Models.All), MemberType = typeof(Models))]
+    public async Task AdminListsTheConnectionWithItsModelAndClosesIt(string model)
+    {
+        // The registry, the model tag and DELETE (graceful close request, then abort) work on every model:
+        // an RPC client is told to go (EOF) without having to send anything.
+        var gateway = await fixture.For(model);
+        using var timeout = new CancellationTokenSource(Patience);
+        using var admin = new AdminApi(gateway);
+        await using var rpc = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token);
+        Assert.Equal("pong", (await rpc.Client.CallAsync("ping", cancellationToken: timeout.Token)).Out);
+        var remote = rpc.Socket.LocalEndPoint!.ToString();
+        var item = (await admin.WaitForAsync($"/admin/connections?remote={remote}", p => p.Num("total") == 1)).Items().Single();
+        Assert.Equal(("rpc", model, gateway.Rpc.Port), (item.Str("protocol"), item.Str("model"), item.GetProperty("listener").GetInt32()));
+        Assert.Equal(gateway.Rpc.ToString(), item.Str("local"));
+
+        Assert.Equal(202, (await admin.SendAsync(HttpMethod.Delete, $"/admin/connections/{item.Str("id")}")).Status);
+        Assert.Equal(0, await TcpClients.ReadUntilClosedAsync(rpc.Socket, Patience));
+        await admin.WaitForAsync($"/admin/connections?remote={remote}", p => p.Num("total") == 0);
+    }
+
     [Fact]
     public async Task IterativeServesTheNextClientOnlyOnceTheFirstHasLeft()
     {
