@@ -113,6 +113,6 @@ public sealed class WorkersOptions
 /// <summary>Settings of the in-process models (<c>Gateway:Models</c>).</summary>
 public sealed class ModelsOptions
 {
-    /// <summary>Reactor threads per listener for epoll, epoll-et, poll and select; 0: one per core.</summary>
+    /// <summary>Reactor threads per listener for epoll, epoll-et, poll and select; 0: one per two cores, at least one.</summary>
     public int ReactorThreads { get; set; }
 }
