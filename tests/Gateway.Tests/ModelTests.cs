@@ -119,6 +119,10 @@ public sealed class ModelTests(ModelGatewaysFixture fixture)
         Assert.Equal(("rpc", model, gateway.Rpc.Port), (item.Str("protocol"), item.Str("model"), item.GetProperty("listener").GetInt32()));
         Assert.Equal(gateway.Rpc.ToString(), item.Str("local"));
 
+        // The metrics carry the model too (cumulative in this shared gateway: at least this one connection).
+        var metrics = await admin.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative), timeout.Token);
+        Assert.Matches($"gateway_connections_accepted_total\\{{[^}}]*model=\"{model}\"[^}}]*protocol=\"rpc\"[^}}]*\\}} [1-9]", metrics);
+
         Assert.Equal(202, (await admin.SendAsync(HttpMethod.Delete, $"/admin/connections/{item.Str("id")}")).Status);
         Assert.Equal(0, await TcpClients.ReadUntilClosedAsync(rpc.Socket, Patience));
         await admin.WaitForAsync($"/admin/connections?remote={remote}", p => p.Num("total") == 0);
@@ -150,7 +154,7 @@ public sealed class ModelTests(ModelGatewaysFixture fixture)
 
     [Theory]
     [MemberData(nameof(Models.All), MemberType = typeof(Models))]
-    public async Task HundredOpenCloseCyclesLeakNoDescriptorAndSigtermStopsIt(string model)
+    public async Task HundredOpenCloseCyclesLeakNoDescriptorOrThreadAndSigtermStopsIt(string model)
     {
         await using var gateway = await GatewayProcess.StartAsync(
             [.. GatewayProcess.LoopbackArgs, $"--Gateway:Listeners:Rpc:Model={model}", $"--Gateway:Listeners:Echo:Model={model}"]);
@@ -167,18 +171,22 @@ public sealed class ModelTests(ModelGatewaysFixture fixture)
             await admin.WaitForAsync("/admin/listeners", json => RpcListener(json).GetProperty("active").GetInt32() == 0);
         }
 
-        await CyclesAsync(10); // warm up: lazily opened runtime files are not leaks
+        await CyclesAsync(10); // warm up: lazily opened runtime files and pool threads are not leaks
         var before = OpenDescriptors(gateway.Pid);
+        var threadsBefore = Threads(gateway.Pid);
         await CyclesAsync(100);
-        // A connection leaves the registry when its handler returns; its socket closes just after.
+        // A connection leaves the registry when its handler returns; its socket and threads end just after.
         var after = OpenDescriptors(gateway.Pid);
-        for (var wait = 0; wait < 100 && after > before + 2; wait++)
+        var threadsAfter = Threads(gateway.Pid);
+        for (var wait = 0; wait < 100 && (after > before + 2 || threadsAfter > threadsBefore + 8); wait++)
         {
             await Task.Delay(50, timeout.Token);
-            after = OpenDescriptors(gateway.Pid);
+            (after, threadsAfter) = (OpenDescriptors(gateway.Pid), Threads(gateway.Pid));
         }
 
         Assert.True(after <= before + 2, $"{before} descriptors before 100 connections, {after} after: {DescribeDescriptors(gateway.Pid)}");
+        // The thread pool may add a few workers; a model that leaked a thread per connection would add 100 or 200.
+        Assert.True(threadsAfter <= threadsBefore + 8, $"{threadsBefore} threads before 100 connections, {threadsAfter} after");
 
         // Idle connections open: SIGTERM still stops the model's threads and the process, cleanly.
         var idle = new List<RpcConnection>();
@@ -208,6 +216,8 @@ public sealed class ModelTests(ModelGatewaysFixture fixture)
         listeners.EnumerateArray().Single(l => l.GetProperty("protocol").GetString() == "rpc");
 
     private static int OpenDescriptors(int pid) => Directory.GetFiles($"/proc/{pid}/fd").Length;
+
+    private static int Threads(int pid) => Directory.GetDirectories($"/proc/{pid}/task").Length;
 
     /// <summary>What the descriptors are, by kind (socket, pipe, anon_inode, file), for a failure message.</summary>
     private static string DescribeDescriptors(int pid) => string.Join(", ", Directory.GetFiles($"/proc/{pid}/fd")
