@@ -112,45 +112,20 @@ public sealed class FtpOnModelFixture(string model) : FtpFixture
 /// <summary>One FTP gateway per I/O model, started on first use and stopped at the end.</summary>
 public sealed class FtpModelsFixture : IAsyncLifetime
 {
-    private readonly Dictionary<string, Task<FtpOnModelFixture>> _fixtures = [];
-
-    internal async Task<GatewayProcess> For(string model)
-    {
-        Task<FtpOnModelFixture> starting;
-        lock (_fixtures)
+    private readonly PerModel<FtpOnModelFixture> _fixtures = new(
+        async model =>
         {
-            if (!_fixtures.TryGetValue(model, out starting!))
-            {
-                starting = StartAsync(new FtpOnModelFixture(model));
-                _fixtures[model] = starting;
-            }
-        }
-
-        return (await starting).Gateway;
-
-        static async Task<FtpOnModelFixture> StartAsync(FtpOnModelFixture fixture)
-        {
+            var fixture = new FtpOnModelFixture(model);
             await fixture.InitializeAsync();
             return fixture;
-        }
-    }
+        },
+        fixture => fixture.DisposeAsync());
+
+    internal async Task<GatewayProcess> For(string model) => (await _fixtures.For(model)).Gateway;
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        foreach (var starting in _fixtures.Values)
-        {
-            try
-            {
-                await (await starting).DisposeAsync();
-            }
-            catch (InvalidOperationException)
-            {
-                // never started
-            }
-        }
-    }
+    public Task DisposeAsync() => _fixtures.StopAllAsync();
 }
 
 /// <summary>The FTP checks again, on every in-process model (the kestrel run is <see cref="FtpTests"/>).</summary>

@@ -35,48 +35,60 @@ public static class Models
     public static TheoryData<string> Concurrent => [.. Names.Where(n => n != "iterative")];
 }
 
+/// <summary>Something started once per model on first use, and all of them stopped together at the end.</summary>
+internal sealed class PerModel<T>(Func<string, Task<T>> start, Func<T, Task> stop)
+{
+    private readonly Dictionary<string, Task<T>> _started = [];
+
+    public Task<T> For(string model)
+    {
+        lock (_started)
+        {
+            if (!_started.TryGetValue(model, out var started))
+            {
+                started = start(model);
+                _started[model] = started;
+            }
+
+            return started;
+        }
+    }
+
+    public async Task StopAllAsync()
+    {
+        foreach (var started in _started.Values)
+        {
+            try
+            {
+                await stop(await started);
+            }
+            catch (InvalidOperationException)
+            {
+                // it never started; its start stopped it already
+            }
+        }
+    }
+}
+
 /// <summary>
 /// One gateway per I/O model, started on first use with every listener on that model, shared by the
 /// protocol tests and stopped (by pid) at the end.
 /// </summary>
 public sealed class ModelGatewaysFixture : IAsyncLifetime
 {
-    private readonly Dictionary<string, Task<GatewayProcess>> _gateways = [];
+    private readonly PerModel<GatewayProcess> _gateways = new(
+        model => GatewayProcess.StartAsync(
+        [
+            .. GatewayProcess.LoopbackArgs,
+            $"--Gateway:Listeners:Echo:Model={model}", $"--Gateway:Listeners:Rpc:Model={model}", $"--Gateway:Listeners:Ftp:Model={model}",
+        ]),
+        gateway => gateway.DisposeAsync().AsTask());
 
-    internal Task<GatewayProcess> For(string model)
-    {
-        lock (_gateways)
-        {
-            if (!_gateways.TryGetValue(model, out var gateway))
-            {
-                gateway = GatewayProcess.StartAsync(
-                [
-                    .. GatewayProcess.LoopbackArgs,
-                    $"--Gateway:Listeners:Echo:Model={model}", $"--Gateway:Listeners:Rpc:Model={model}", $"--Gateway:Listeners:Ftp:Model={model}",
-                ]);
-                _gateways[model] = gateway;
-            }
-
-            return gateway;
-        }
-    }
+    internal Task<GatewayProcess> For(string model) => _gateways.For(model);
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        foreach (var starting in _gateways.Values)
-        {
-            try
-            {
-                await (await starting).DisposeAsync();
-            }
-            catch (InvalidOperationException)
-            {
-                // it never started; StartAsync stopped it already
-            }
-        }
-    }
+    public Task DisposeAsync() => _gateways.StopAllAsync();
 }
 
 [CollectionDefinition(Name)]
