@@ -50,6 +50,7 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
             Output = OutputPipe,
             OnRefused = (remote, reason) => Refused(stats, remote, reason),
             OnAcceptFailed = e => LogAcceptFailed(logger, model.ListenerKey, e.Message),
+            OnFault = e => LogFault(logger, model.ListenerKey, e),
         };
         var threads = options.Models.ReactorThreads > 0 ? options.Models.ReactorThreads : DefaultReactorThreads;
         IConnectionListener listener = model.Model switch
@@ -100,6 +101,9 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
 
     [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "Refused {Count} connection(s) on {Listener} (model {Model}; latest from {Remote}): {Reason}")]
     private static partial void LogRefused(ILogger logger, long count, string listener, string model, string? remote, string reason);
+
+    [LoggerMessage(EventId = 32, Level = LogLevel.Error, Message = "{Listener}: a reactor step failed; that connection was closed")]
+    private static partial void LogFault(ILogger logger, string listener, Exception exception);
 
     [LoggerMessage(EventId = 31, Level = LogLevel.Warning, Message = "{Listener}: accept failed ({Error}); retrying in 100 ms")]
     private static partial void LogAcceptFailed(ILogger logger, string listener, string error);

@@ -126,7 +126,7 @@ internal sealed class Reactor : IDisposable
                     default:
                         if (_slots[e.Token] is { } connection)
                         {
-                            connection.OnReady(e);
+                            Guarded(connection, static (c, e) => c.OnReady(e), e);
                         }
 
                         break;
@@ -166,7 +166,11 @@ internal sealed class Reactor : IDisposable
                 case ReactorWork.Stop:
                     return;
                 default:
-                    item.Connection?.DoWork(item.Work);
+                    if (item.Connection is { } connection)
+                    {
+                        Guarded(connection, static (c, work) => c.DoWork(work), item.Work);
+                    }
+
                     break;
             }
         }
@@ -218,6 +222,31 @@ internal sealed class Reactor : IDisposable
             if (!_accepted.TryWrite(connection))
             {
                 connection.Abort(new ConnectionAbortedException("the listener is stopping"));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs one connection's step; a fault there (a failed epoll_ctl, a bug) closes that connection and is
+    /// reported, instead of ending the reactor thread and with it the process and every other connection.
+    /// </summary>
+    private void Guarded<T>(ReactorConnection connection, Action<ReactorConnection, T> step, T argument)
+    {
+        try
+        {
+            step(connection, argument);
+        }
+        catch (Exception e)
+        {
+            _options.OnFault(e);
+            try
+            {
+                connection.Abort(new ConnectionAbortedException("the reactor failed on this connection", e));
+                connection.CloseOnReactor();
+            }
+            catch (Exception again)
+            {
+                _options.OnFault(again);
             }
         }
     }

@@ -21,6 +21,9 @@ internal sealed class ReactorOptions
 
     /// <summary>accept(2) failed for want of descriptors or memory.</summary>
     public required Action<Exception> OnAcceptFailed { get; init; }
+
+    /// <summary>A reactor step failed on one connection (which was closed for it).</summary>
+    public required Action<Exception> OnFault { get; init; }
 }
 
 /// <summary>

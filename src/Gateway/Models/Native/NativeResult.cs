@@ -30,6 +30,7 @@ internal enum Errno
     TooManyFiles = 24,    // EMFILE (process)
     TooManyFilesSystem = 23, // ENFILE
     BrokenPipe = 32,      // EPIPE
+    AddressFamilyNotSupported = 97, // EAFNOSUPPORT
     AddressInUse = 98,    // EADDRINUSE
     AddressNotAvailable = 99, // EADDRNOTAVAIL
     ConnectionAborted = 103, // ECONNABORTED

@@ -17,7 +17,16 @@ internal static class NativeSocket
     {
         var family = endpoint.AddressFamily == AddressFamily.InterNetwork ? Libc.AfInet : Libc.AfInet6;
         var type = Libc.SockStream | Libc.SockCloExec | (nonBlocking ? Libc.SockNonBlock : 0);
-        var socket = new FileDescriptor((int)Libc.Socket(family, type, 0).ThrowIfFailed("socket"));
+        var created = Libc.Socket(family, type, 0);
+        if (created.Error == Errno.AddressFamilyNotSupported && endpoint.Address.Equals(IPAddress.IPv6Any))
+        {
+            // A kernel without IPv6: "every interface" means every IPv4 one, as Kestrel falls back too.
+            endpoint = new IPEndPoint(IPAddress.Any, endpoint.Port);
+            family = Libc.AfInet;
+            created = Libc.Socket(family, type, 0);
+        }
+
+        var socket = new FileDescriptor((int)created.ThrowIfFailed("socket"));
         try
         {
             Libc.SetOption(socket, Libc.SolSocket, Libc.SoReuseAddr, 1).ThrowIfFailed("setsockopt(SO_REUSEADDR)");
