@@ -23,6 +23,7 @@ public sealed class ConfigurationTests
     [InlineData("--Gateway:Listeners:Echo:Port=65536", "Gateway:Listeners:Echo:Port", "not a TCP port")]
     [InlineData("--Gateway:Listeners:Rpc:Model=turbo", "Gateway:Listeners:Rpc:Model", "not a model")]
     [InlineData("--Gateway:Listeners:Echo:Model=prefork", "Gateway:Listeners:Echo:Model", "not available yet")]
+    [InlineData("--Gateway:Models:ReactorThreads=-1", "Gateway:Models:ReactorThreads", "0 (one per two cores) to 256")]
     [InlineData("--Gateway:Listeners:Ftp:Enabled=true --Gateway:Listeners:Ftp:PassivePorts=80-90", "Gateway:Listeners:Ftp:PassivePorts", "1024-65535")]
     [InlineData("--Gateway:Listeners:Ftp:Enabled=true --Gateway:Listeners:Ftp:Users:0:Name=eve --Gateway:Listeners:Ftp:Users:0:PasswordHash=plain", "Gateway:Listeners:Ftp:Users:0:PasswordHash", "hash-password")]
     [InlineData("--Gateway:Listeners:Gopher:Port=70", "Gateway:Listeners:Gopher", "not a protocol")]

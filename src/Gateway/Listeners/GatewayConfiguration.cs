@@ -135,6 +135,11 @@ public static class GatewayConfiguration
             problems.Add($"{GatewayOptions.SectionName}:Workers:Count: must be 0 (one per core) or more");
         }
 
+        if (options.Models.ReactorThreads is < 0 or > 256)
+        {
+            problems.Add($"{GatewayOptions.SectionName}:Models:ReactorThreads: must be 0 (one per two cores) to 256");
+        }
+
         if (!ServerModels.WorkerModes.Contains(options.Workers.Mode))
         {
             problems.Add($"{GatewayOptions.SectionName}:Workers:Mode: '{options.Workers.Mode}' is not one of {string.Join(", ", ServerModels.WorkerModes)}");
