@@ -17,7 +17,7 @@ internal sealed class FtpDataReceiver : IDisposable
     private readonly TimeSpan _timeout;
     private readonly CancellationToken _aborted;
     private CancellationTokenSource _stall;
-    private bool _lowWater;
+    private bool _lowWater; // a mark above one byte is in force
 
     public FtpDataReceiver(Socket data, int lowWaterBytes, TimeSpan timeout, CancellationToken aborted)
     {
@@ -43,7 +43,8 @@ internal sealed class FtpDataReceiver : IDisposable
             catch (OperationCanceledException) when (_lowWater && !_aborted.IsCancellationRequested && _data.Available > 0)
             {
                 // Bytes did arrive, only fewer than the mark: a slow sender. A cancelled receive took nothing.
-                _lowWater = !TrySetLowWater(1);
+                TrySetLowWater(1);
+                _lowWater = false;
                 _stall.Dispose();
                 _stall = CancellationTokenSource.CreateLinkedTokenSource(_aborted);
             }
@@ -52,12 +53,13 @@ internal sealed class FtpDataReceiver : IDisposable
 
     public void Dispose() => _stall.Dispose();
 
+    /// <summary>Whether the mark was set.</summary>
     private bool TrySetLowWater(int bytes)
     {
         try
         {
             _data.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReceiveLowWater, bytes);
-            return bytes > 1;
+            return true;
         }
         catch (SocketException)
         {
