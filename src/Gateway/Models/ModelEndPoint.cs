@@ -14,7 +14,7 @@ public sealed class ModelEndPoint(IPEndPoint address, string model, string liste
 
     public string Model { get; } = model;
 
-    /// <summary>The configuration key of the listener it serves (<c>Gateway:Listeners:Echo</c>), for its counters.</summary>
+    /// <summary>The configuration key of the listener it serves (<c>Gateway:Listeners:&lt;name&gt;</c>), for its counters.</summary>
     public string ListenerKey { get; } = listenerKey;
 
     public override AddressFamily AddressFamily => Address.AddressFamily;

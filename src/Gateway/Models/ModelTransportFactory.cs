@@ -20,7 +20,7 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
 
     /// <summary>
     /// One reactor thread per two cores, at least one. The issue asked for one per core; measured here
-    /// (bench/models, 2 cores) two reactor threads ran RPC ping at 0.8× Kestrel's sockets and one at 1.1×:
+    /// (bench/models, 2 cores) two reactor threads served request/response traffic at 0.8× Kestrel's sockets and one at 1.1×:
     /// the handlers run on the thread pool, which needs the other core, and every hand-off between threads
     /// on a busy core costs a context switch. Gateway:Models:ReactorThreads sets it outright.
     /// </summary>

@@ -8,7 +8,7 @@ namespace Gateway.Models;
 /// <summary>
 /// A connection served by blocking calls on threads of its own: one thread blocks in recv(2) and fills the
 /// input pipe, another blocks on the output pipe and in send(2). A blocking socket cannot wait to read and to
-/// write at once, and the handlers are full-duplex (echo writes while it reads), so the classic
+/// write at once, and a handler may write while it reads (full duplex), so the classic
 /// thread-per-connection server needs a reader and a writer thread here; blocking a pool thread in send()
 /// instead would let clients that never read starve every other connection.
 /// </summary>

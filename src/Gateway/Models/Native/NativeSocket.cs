@@ -35,8 +35,8 @@ internal static class NativeSocket
                 Libc.SetOption(socket, Libc.SolSocket, Libc.SoReusePort, 1).ThrowIfFailed("setsockopt(SO_REUSEPORT)");
             }
 
-            // FTP clients send IAC IP / IAC DM as urgent data before ABOR: keep that byte in the stream (accepted
-            // sockets inherit it), as the Kestrel listeners do.
+            // Urgent (out-of-band) bytes stay in the stream, so every byte a client sends reaches the handler
+            // (accepted sockets inherit it), as on the Kestrel listeners.
             Libc.SetOption(socket, Libc.SolSocket, Libc.SoOobInline, 1).ThrowIfFailed("setsockopt(SO_OOBINLINE)");
             if (family == Libc.AfInet6)
             {
