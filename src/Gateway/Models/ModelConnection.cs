@@ -202,9 +202,9 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
 
     private unsafe NativeResult SendGathered(in ReadOnlySequence<byte> buffer, int flags)
     {
-        const int MaxSegments = 16;
+        const int MaxSegments = PinnedSegments.Length;
         var vectors = stackalloc Libc.IoVector[MaxSegments];
-        var handles = new MemoryHandle[MaxSegments];
+        var handles = default(PinnedSegments); // on the stack: no allocation per send
         var count = 0;
         try
         {
@@ -267,6 +267,15 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         {
             // disposed already: nobody is listening
         }
+    }
+
+    /// <summary>The pins of one gathering send's segments.</summary>
+    [System.Runtime.CompilerServices.InlineArray(Length)]
+    private struct PinnedSegments
+    {
+        public const int Length = 16;
+
+        private MemoryHandle _first;
     }
 
     private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
