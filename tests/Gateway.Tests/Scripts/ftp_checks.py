@@ -44,6 +44,12 @@ def expect_error(code, call, *args):
     raise AssertionError(f"expected {code}, got success")
 
 
+def download(ftp, name):
+    got = io.BytesIO()
+    ftp.retrbinary(f"RETR {name}", got.write)
+    return got.getvalue()
+
+
 def retrlines(ftp, command):
     lines = []
     ftp.retrlines(command, lines.append)
@@ -74,9 +80,7 @@ def check_commands():
     data = os.urandom(200_000)
     ftp.storbinary("STOR blob.bin", io.BytesIO(data))
     assert ftp.size("blob.bin") == len(data)
-    got = io.BytesIO()
-    ftp.retrbinary("RETR blob.bin", got.write)
-    assert got.getvalue() == data
+    assert download(ftp, "blob.bin") == data
     got = io.BytesIO()
     ftp.retrbinary("RETR blob.bin", got.write, rest=150_000)  # REST resume
     assert got.getvalue() == data[150_000:]
@@ -138,9 +142,7 @@ def check_ascii():
     ftp.sendcmd("TYPE A")
     ftp.storlines("STOR text.txt", io.BytesIO(b"one\r\ntwo\r\nthree\r\n"))  # storlines sends CRLF
     ftp.sendcmd("TYPE I")
-    got = io.BytesIO()
-    ftp.retrbinary("RETR text.txt", got.write)
-    assert got.getvalue() == b"one\ntwo\nthree\n", got.getvalue()  # stored with local line ends
+    assert download(ftp, "text.txt") == b"one\ntwo\nthree\n", got.getvalue()  # stored with local line ends
     ftp.sendcmd("TYPE A")
     conn = ftp.transfercmd("RETR text.txt")
     raw = b""
@@ -287,9 +289,7 @@ def check_concurrent_clients():
             name = f"/concurrent/c{i}.bin"
             data = os.urandom(300_000 + i)
             ftp.storbinary(f"STOR {name}", io.BytesIO(data))
-            got = io.BytesIO()
-            ftp.retrbinary(f"RETR {name}", got.write)
-            assert got.getvalue() == data, f"client {i}: content differs"
+            assert download(ftp, name) == data, f"client {i}: content differs"
             ftp.quit()
         except Exception as e:  # noqa: BLE001 - collected and reported
             errors.append(f"client {i}: {e!r}")
@@ -397,9 +397,7 @@ def check_non_atomic_keeps_and_resumes():
     kept = ftp.size("part.bin")
     assert 0 < kept <= 500, kept  # what arrived stays, as vsftpd does
     ftp.storbinary("STOR part.bin", io.BytesIO(data[kept:]), rest=kept)  # REST + STOR resumes
-    got = io.BytesIO()
-    ftp.retrbinary("RETR part.bin", got.write)
-    assert got.getvalue() == data
+    assert download(ftp, "part.bin") == data
     ftp.quit()
 
 
@@ -410,9 +408,7 @@ def check_overwrite_after_download():
     ftp.storbinary("STOR f.bin", io.BytesIO(b"a" * 900))
     ftp.retrbinary("RETR f.bin", lambda b: None)
     ftp.storbinary("STOR f.bin", io.BytesIO(b"b" * 800))
-    got = io.BytesIO()
-    ftp.retrbinary("RETR f.bin", got.write)
-    assert got.getvalue() == b"b" * 800
+    assert download(ftp, "f.bin") == b"b" * 800
     ftp.quit()
 
 
@@ -429,9 +425,7 @@ def check_slow_upload_completes():
         time.sleep(0.5)
     conn.close()
     assert ftp.voidresp().startswith("226")
-    got = io.BytesIO()
-    ftp.retrbinary("RETR slow.bin", got.write)
-    assert got.getvalue() == data
+    assert download(ftp, "slow.bin") == data
     ftp.quit()
 
 
@@ -469,9 +463,7 @@ def check_disk_full_discards():
     store_expecting(ftp, "452", "STOR big.bin", os.urandom(4 << 20))
     store_expecting(ftp, "452", "STOR keep.bin", os.urandom(4 << 20))  # an overwrite that does not fit
     assert ftp.nlst() == ["keep.bin"], ftp.nlst()  # the tmpfs hides the fixture's hello.txt
-    got = io.BytesIO()
-    ftp.retrbinary("RETR keep.bin", got.write)
-    assert got.getvalue() == keep, "the old file must be whole"
+    assert download(ftp, "keep.bin") == keep, "the old file must be whole"
     # Nothing of the refused uploads takes space: 1.5 MiB fits again.
     again = os.urandom(1536 << 10)
     ftp.storbinary("STOR again.bin", io.BytesIO(again))
