@@ -7,8 +7,8 @@ namespace Gateway.Connections;
 
 /// <summary>
 /// The first step of every protocol connection: admit it or close it at once, record it in the registry,
-/// count its bytes at the transport, and give the protocol its features (model, activity). Removed from the
-/// registry when the handler returns, whatever happened.
+/// count its bytes at the transport (unless the transport counts them itself), and give the protocol its
+/// features (model, activity). Removed from the registry when the handler returns, whatever happened.
 /// </summary>
 public sealed class ConnectionMiddleware(ConnectionAdmission admission, ConnectionRegistry registry, GatewayMetrics metrics)
 {
@@ -28,7 +28,11 @@ public sealed class ConnectionMiddleware(ConnectionAdmission admission, Connecti
         try
         {
             record = registry.Register(connection, listener, metrics);
-            connection.Transport = new CountingDuplexPipe(transport, record);
+            if (!record.CountedByTransport)
+            {
+                connection.Transport = new CountingDuplexPipe(transport, record);
+            }
+
             connection.Features.Set(listener.ModelFeature);
             connection.Features.Set<IProtocolActivityFeature>(record);
             await next(connection);

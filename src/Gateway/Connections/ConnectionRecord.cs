@@ -17,6 +17,7 @@ public sealed class ConnectionRecord : IProtocolActivityFeature
 
     private readonly ConnectionContext? _connection;
     private readonly GatewayMetrics? _metrics;
+    private readonly ITransportTrafficFeature? _traffic;
     private readonly long _connectedTick;
     private long _lastActivityTick;
     private long _bytesIn;
@@ -34,6 +35,7 @@ public sealed class ConnectionRecord : IProtocolActivityFeature
         Local = local?.ToString() ?? "";
         ListenerPort = (local as IPEndPoint)?.Port ?? listener.Port;
         _connection = connection;
+        _traffic = connection?.Features.Get<ITransportTrafficFeature>();
         _metrics = metrics;
         ConnectedAt = DateTimeOffset.UtcNow;
         _connectedTick = _lastActivityTick = Environment.TickCount64;
@@ -54,11 +56,14 @@ public sealed class ConnectionRecord : IProtocolActivityFeature
 
     public DateTimeOffset ConnectedAt { get; }
 
-    public long LastActivityTick => Volatile.Read(ref _lastActivityTick);
+    /// <summary>The transport counts this connection's bytes itself; nothing needs to wrap its pipes.</summary>
+    public bool CountedByTransport => _traffic is not null;
 
-    public long BytesIn => Interlocked.Read(ref _bytesIn);
+    public long LastActivityTick => Math.Max(Volatile.Read(ref _lastActivityTick), _traffic?.LastActivityTick ?? 0);
 
-    public long BytesOut => Interlocked.Read(ref _bytesOut);
+    public long BytesIn => _traffic?.BytesReceived ?? Interlocked.Read(ref _bytesIn);
+
+    public long BytesOut => _traffic?.BytesSent ?? Interlocked.Read(ref _bytesOut);
 
     public long Messages => Interlocked.Read(ref _messages);
 

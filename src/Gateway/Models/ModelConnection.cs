@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
+using Gateway.Connections;
 using Gateway.Models.Native;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
@@ -15,17 +16,21 @@ namespace Gateway.Models;
 /// then <see cref="ConnectionClosed"/> fires and the model may close the descriptor.
 /// </summary>
 internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeature, IConnectionTransportFeature,
-    IConnectionEndPointFeature, IConnectionLifetimeFeature
+    IConnectionEndPointFeature, IConnectionLifetimeFeature, ITransportTrafficFeature
 {
     private static long s_lastId;
 
     private readonly CancellationTokenSource _closed = new();
-    private readonly TaskCompletionSource _sendEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _receiveEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly FeatureCollection _features = new(6);
+    private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CompactFeatureCollection _features = new();
     private IDictionary<object, object?>? _items;
     private volatile ConnectionAbortedException? _abortReason;
-    private int _closedFired;
+    private int _sendEnded;
+    private int _receiveEnded;
+    private int _directionsEnded;
+    private long _bytesReceived;
+    private long _bytesSent;
+    private long _lastActivityTick = Environment.TickCount64;
 
     protected ModelConnection(FileDescriptor socket, PipeOptions input, PipeOptions output)
     {
@@ -40,6 +45,7 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         _features.Set<IConnectionTransportFeature>(this);
         _features.Set<IConnectionEndPointFeature>(this);
         _features.Set<IConnectionLifetimeFeature>(this);
+        _features.Set<ITransportTrafficFeature>(this);
     }
 
     /// <summary>Distinguishes these ids from Kestrel's own, which share the registry.</summary>
@@ -78,8 +84,14 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         set => throw new NotSupportedException("the model owns the connection's closed token");
     }
 
+    public long BytesReceived => Volatile.Read(ref _bytesReceived);
+
+    public long BytesSent => Volatile.Read(ref _bytesSent);
+
+    public long LastActivityTick => Volatile.Read(ref _lastActivityTick);
+
     /// <summary>Completes once both directions have ended.</summary>
-    protected Task Finished => Task.WhenAll(_sendEnded.Task, _receiveEnded.Task);
+    protected Task Finished => _finished.Task;
 
     public override void Abort(ConnectionAbortedException abortReason)
     {
@@ -116,17 +128,27 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
     /// <summary>The model removes the descriptor from whatever watches it and closes it.</summary>
     protected abstract ValueTask CloseAsync();
 
+    /// <summary>The model's receive path, after it advanced the input pipe by <paramref name="bytes"/>.</summary>
+    protected void CountReceived(int bytes)
+    {
+        Volatile.Write(ref _bytesReceived, _bytesReceived + bytes); // one writer: the receive path
+        Volatile.Write(ref _lastActivityTick, Environment.TickCount64);
+    }
+
     /// <summary>The receive direction ended: end of stream, reset, or abort.</summary>
     protected void ReceiveEnded(Exception? error)
     {
         Input.Writer.Complete(_abortReason ?? error);
-        if (_receiveEnded.TrySetResult() && error is not null)
+        if (Interlocked.Exchange(ref _receiveEnded, 1) == 0)
         {
-            // A reset or an abort: nothing more can be sent either.
-            Output.Reader.CancelPendingRead();
-        }
+            if (error is not null)
+            {
+                // A reset or an abort: nothing more can be sent either.
+                Output.Reader.CancelPendingRead();
+            }
 
-        FireClosedWhenDone();
+            DirectionEnded();
+        }
     }
 
     /// <summary>
@@ -151,6 +173,8 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
                 {
                     var sent = await SendAsync(buffer);
                     buffer = buffer.Slice(sent);
+                    Volatile.Write(ref _bytesSent, _bytesSent + sent); // one writer: this loop
+                    Volatile.Write(ref _lastActivityTick, Environment.TickCount64);
                 }
 
                 Output.Reader.AdvanceTo(buffer.End);
@@ -172,14 +196,16 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         finally
         {
             Output.Reader.Complete(_abortReason ?? error);
-            _sendEnded.TrySetResult();
             if (error is not null)
             {
                 Shutdown(Libc.ShutRdWr); // a failed send ends the receive side too
             }
 
             OnSendEnded();
-            FireClosedWhenDone();
+            if (Interlocked.Exchange(ref _sendEnded, 1) == 0)
+            {
+                DirectionEnded();
+            }
         }
     }
 
@@ -249,10 +275,12 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         }
     }
 
-    private void FireClosedWhenDone()
+    /// <summary>Called once per direction (one task, not one per direction: an idle connection's memory counts).</summary>
+    private void DirectionEnded()
     {
-        if (_sendEnded.Task.IsCompleted && _receiveEnded.Task.IsCompleted && Interlocked.Exchange(ref _closedFired, 1) == 0)
+        if (Interlocked.Increment(ref _directionsEnded) == 2)
         {
+            _finished.TrySetResult();
             ThreadPool.UnsafeQueueUserWorkItem(static c => c.CancelClosed(), this, preferLocal: false);
         }
     }

@@ -191,6 +191,7 @@ internal sealed class ReactorConnection : ModelConnection
             if (result.Ok && result.Value > 0)
             {
                 Input.Writer.Advance((int)result.Value);
+                CountReceived((int)result.Value);
                 // Kept in a field when it does not complete at once, and observed once when it does (ResumeReceive).
 #pragma warning disable CA2012
                 var flush = Input.Writer.FlushAsync();

@@ -77,6 +77,7 @@ internal sealed class ThreadConnection : ModelConnection
                 if (result.Ok && result.Value > 0)
                 {
                     Input.Writer.Advance((int)result.Value);
+                    CountReceived((int)result.Value);
                     var flush = Input.Writer.FlushAsync();
                     // Backpressure the thread-per-connection way: this thread waits until the handler caught up.
                     var flushed = flush.IsCompleted ? flush.Result : flush.AsTask().GetAwaiter().GetResult();
