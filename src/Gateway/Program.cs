@@ -2,6 +2,7 @@ using Gateway.Admin;
 using Gateway.Listeners;
 using Gateway.Protocols.Ftp;
 using Gateway.Telemetry;
+using Gateway.Workers;
 
 // `Gateway hash-password [password]`: the hash for an FTP user's PasswordHash, and nothing else on stdout.
 // Without the argument the password is read from stdin, which keeps it out of `ps` and shell history.
@@ -16,6 +17,12 @@ if (args is ["hash-password", .. var rest])
 
     Console.WriteLine(FtpPasswordHasher.Hash(password));
     return 0;
+}
+
+// `Gateway worker ...`: a worker process of the prefork pool, started by the gateway itself.
+if (args is [WorkerHost.Argument, .. var workerArgs])
+{
+    return await WorkerHost.RunAsync(workerArgs);
 }
 
 // Composition only: configuration → listeners → admin endpoints and telemetry → run.

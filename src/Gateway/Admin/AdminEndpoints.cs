@@ -1,6 +1,7 @@
 using Gateway.Connections;
 using Gateway.Listeners;
 using Gateway.Telemetry;
+using Gateway.Workers;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Gateway.Admin;
@@ -92,7 +93,7 @@ public static partial class AdminEndpoints
                 l.Active, l.Accepted, l.Rejected, l.ClosedBytesIn + liveIn, l.ClosedBytesOut + liveOut);
         }).ToArray());
 
-    private static Ok<WorkerInfo[]> ListWorkers() => TypedResults.Ok(Array.Empty<WorkerInfo>());
+    private static Ok<WorkerInfo[]> ListWorkers(WorkerPool pool) => TypedResults.Ok(pool.Workers().ToArray());
 
     private static ProblemHttpResult NotFound(string id) => TypedResults.Problem(
         statusCode: StatusCodes.Status404NotFound,

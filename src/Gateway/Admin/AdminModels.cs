@@ -9,7 +9,11 @@ namespace Gateway.Admin;
 public sealed record ListenerInfo(string Protocol, string Address, int Port, string Model,
     int Active, long Accepted, long Rejected, long BytesIn, long BytesOut);
 
-/// <summary>A worker process of the prefork pool (none run until the process-pool tier lands).</summary>
+/// <summary>
+/// A worker process of the prefork pool: its place in the pool, its current process, its state (starting,
+/// ready, draining, restarting, exited), how often its place was refilled, its open connections (from its
+/// last heartbeat) and its CPU time and resident memory (from /proc).
+/// </summary>
 public sealed record WorkerInfo(int Index, int Pid, string Mode, string State, DateTimeOffset StartedAt,
     int Restarts, int Connections, double CpuSeconds, long RssBytes);
 

@@ -7,7 +7,7 @@ namespace Gateway.Connections;
 /// One protocol listener's counters. Accept-time counts live here; byte counts live on each connection's
 /// record (no shared counter on the data path) and are added here only when a connection closes.
 /// </summary>
-public sealed class ListenerStats(ListenerEndpoint endpoint)
+public sealed class ListenerStats(ListenerEndpoint endpoint, int? worker = null)
 {
     private int _active;
     private long _accepted;
@@ -24,7 +24,7 @@ public sealed class ListenerStats(ListenerEndpoint endpoint)
     /// <summary>The port as bound (the system's choice for port 0); set once the server has started.</summary>
     public int Port { get; set; } = endpoint.Port;
 
-    public IServerModelFeature ModelFeature { get; } = new ServerModelFeature(endpoint.Model, Worker: null);
+    public IServerModelFeature ModelFeature { get; } = new ServerModelFeature(endpoint.Model, worker);
 
     /// <summary>The tags every metric of this listener carries.</summary>
     public KeyValuePair<string, object?>[] Tags { get; } = [new("protocol", endpoint.Name), new("model", endpoint.Model)];

@@ -94,6 +94,11 @@ public static class GatewayConfiguration
             if (protocol == ListenerProtocol.Ftp)
             {
                 CheckFtp(key, options.Ftp, problems);
+                if (model == ServerModels.Prefork && TryParsePortRange(options.Ftp.PassivePorts, out var first, out var last)
+                    && last - first + 1 < options.Workers.EffectiveCount)
+                {
+                    problems.Add($"{key}:PassivePorts: {last - first + 1} port(s) cannot give each of {options.Workers.EffectiveCount} prefork workers its own passive port");
+                }
             }
 
             if (!TryParseAddress(listener.Address, out var address, out var isLocalhost))
@@ -143,6 +148,20 @@ public static class GatewayConfiguration
         if (!ServerModels.WorkerModes.Contains(options.Workers.Mode))
         {
             problems.Add($"{GatewayOptions.SectionName}:Workers:Mode: '{options.Workers.Mode}' is not one of {string.Join(", ", ServerModels.WorkerModes)}");
+        }
+        else if (!ServerModels.AvailableWorkerModes.Contains(options.Workers.Mode))
+        {
+            problems.Add($"{GatewayOptions.SectionName}:Workers:Mode: '{options.Workers.Mode}' is not available yet in this build (available: {string.Join(", ", ServerModels.AvailableWorkerModes)})");
+        }
+
+        if (options.Workers.Count > 256)
+        {
+            problems.Add($"{GatewayOptions.SectionName}:Workers:Count: at most 256");
+        }
+
+        if (options.Workers.MaxProcesses < 0)
+        {
+            problems.Add($"{GatewayOptions.SectionName}:Workers:MaxProcesses: must be 0 (64 per core) or more");
         }
 
         return problems.Count == 0;

@@ -10,6 +10,7 @@ using Gateway.Protocols;
 using Gateway.Protocols.Ftp;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Gateway.Telemetry;
+using Gateway.Workers;
 
 namespace Gateway.Listeners;
 
@@ -27,7 +28,8 @@ public static partial class GatewayHost
         return File.Exists(Path.Combine(current, "appsettings.json")) ? current : AppContext.BaseDirectory;
     }
 
-    public static void AddGateway(this WebApplicationBuilder builder, GatewayOptions options, IReadOnlyList<ListenerEndpoint> endpoints)
+    /// <param name="worker">Set in a prefork worker process: it serves the prefork listeners on the sockets it was passed.</param>
+    public static void AddGateway(this WebApplicationBuilder builder, GatewayOptions options, IReadOnlyList<ListenerEndpoint> endpoints, WorkerRole? worker = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(options);
@@ -40,12 +42,19 @@ public static partial class GatewayHost
             MaxFrameBytes = limits.MaxFrameBytes,
             IdleTimeout = TimeSpan.FromSeconds(limits.IdleTimeoutSeconds),
         });
-        builder.Services.AddSingleton(FtpOptionsFrom(options.Ftp, builder.Environment.ContentRootPath, limits));
+        builder.Services.AddSingleton(FtpOptionsFrom(options.Ftp, builder.Environment.ContentRootPath, limits, worker));
         builder.Services.AddSingleton<FtpLoginGuard>();
         builder.Services.AddSingleton<ConnectionAdmission>();
         builder.Services.AddSingleton<ConnectionRegistry>();
         builder.Services.AddSingleton<ConnectionMiddleware>();
-        builder.Services.AddSingleton(sp => new GatewayListeners(endpoints, sp.GetRequiredService<ILogger<GatewayListeners>>()));
+        builder.Services.AddSingleton(sp => new GatewayListeners(endpoints, sp.GetRequiredService<ILogger<GatewayListeners>>(), worker));
+        if (worker is null)
+        {
+            // Started after Kestrel has bound the other listeners; binds the prefork ones and starts the workers.
+            builder.Services.AddSingleton<WorkerPool>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<WorkerPool>());
+        }
+
         builder.Services.AddGatewayTelemetry(builder.Configuration);
         builder.Services.AddProblemDetails();
         builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, AdminJsonContext.Default));
@@ -81,12 +90,21 @@ public static partial class GatewayHost
         });
     }
 
-    private static FtpOptions FtpOptionsFrom(FtpListenerOptions ftp, string contentRoot, LimitsOptions limits)
+    private static FtpOptions FtpOptionsFrom(FtpListenerOptions ftp, string contentRoot, LimitsOptions limits, WorkerRole? worker)
     {
         // Checked at start when the FTP listener is enabled; a disabled one may keep any text here.
         if (!GatewayConfiguration.TryParsePortRange(ftp.PassivePorts, out var first, out var last))
         {
             (first, last) = (50000, 50099);
+        }
+
+        if (worker is not null)
+        {
+            // A PASV data connection must reach the worker that owns the control session, so each worker
+            // listens on its own slice of the range (checked at start to leave every worker at least one port).
+            var size = (last - first + 1) / worker.Workers;
+            first += worker.Index * size;
+            last = first + size - 1;
         }
 
         return new FtpOptions

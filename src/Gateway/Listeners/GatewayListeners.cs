@@ -5,6 +5,7 @@ using Gateway.Protocols;
 using Gateway.Protocols.Echo;
 using Gateway.Protocols.Ftp;
 using Gateway.Protocols.Rpc;
+using Gateway.Workers;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -15,13 +16,32 @@ namespace Gateway.Listeners;
 /// admission middleware and then its protocol's <c>ConnectionHandler</c>, plus the admin HTTP endpoint.
 /// Keeps each endpoint's <see cref="ListenOptions"/> so the bound address (port 0 included) can be reported.
 /// </summary>
-public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> endpoints, ILogger<GatewayListeners> logger)
+/// <remarks>
+/// Listeners on the <c>prefork</c> model are bound by the <see cref="WorkerPool"/> in the supervisor and served
+/// in the workers; a worker (<paramref name="worker"/> set) serves only those, on the sockets it was passed.
+/// </remarks>
+public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> endpoints, ILogger<GatewayListeners> logger, WorkerRole? worker = null)
 {
     private readonly List<(ListenerEndpoint Endpoint, ListenOptions Options)> _bound = [];
+    private readonly Dictionary<string, int> _preforkPorts = [];
 
-    /// <summary>One entry per protocol listener, in configuration order.</summary>
+    /// <summary>One entry per protocol listener, in configuration order (in a worker: the ones it serves).</summary>
     public IReadOnlyList<ListenerStats> Stats { get; } =
-        endpoints.Where(e => e.Protocol is not null).Select(e => new ListenerStats(e)).ToArray();
+        endpoints.Where(e => e.Protocol is not null && (worker is null || e.Model == ServerModels.Prefork))
+            .Select(e => new ListenerStats(e, worker?.Index)).ToArray();
+
+    /// <summary>The listeners the worker pool serves.</summary>
+    public IReadOnlyList<ListenerEndpoint> PreforkEndpoints { get; } =
+        [.. endpoints.Where(e => e.Protocol is not null && e.Model == ServerModels.Prefork)];
+
+    /// <summary>The worker pool has bound a prefork listener (port 0 resolved).</summary>
+    public void SetPreforkPort(string key, int port)
+    {
+        lock (_preforkPorts)
+        {
+            _preforkPorts[key] = port;
+        }
+    }
 
     /// <summary>The admin HTTP endpoint as configured.</summary>
     public ListenerEndpoint Admin { get; } = endpoints.Single(e => e.Protocol is null);
@@ -32,8 +52,14 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
         ArgumentNullException.ThrowIfNull(middleware);
         foreach (var endpoint in endpoints)
         {
+            var prefork = endpoint.Protocol is not null && endpoint.Model == ServerModels.Prefork;
+            if (prefork != (worker is not null))
+            {
+                continue; // the supervisor leaves these to the workers; a worker serves nothing else
+            }
+
             var stats = Stats.FirstOrDefault(s => s.Endpoint == endpoint);
-            Listen(kestrel, endpoint, options =>
+            Listen(kestrel, endpoint, worker, options =>
             {
                 _bound.Add((endpoint, options));
                 switch (endpoint.Protocol)
@@ -58,8 +84,18 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
     }
 
     /// <summary>The endpoints as bound, with the ports the system chose for port 0. Valid once the server started.</summary>
-    public IEnumerable<ListenerEndpoint> Bound() =>
-        _bound.Select(b => b.Endpoint with { Port = b.Options.IPEndPoint?.Port ?? (b.Options.EndPoint as ModelEndPoint)?.Address.Port ?? b.Endpoint.Port });
+    public IEnumerable<ListenerEndpoint> Bound()
+    {
+        lock (_preforkPorts)
+        {
+            return endpoints
+                .Select(e => _bound.FirstOrDefault(b => b.Endpoint == e) is { Options: { } options }
+                    ? e with { Port = options.IPEndPoint?.Port ?? (options.EndPoint as ModelEndPoint)?.Address.Port ?? e.Port }
+                    : _preforkPorts.TryGetValue(e.Key, out var port) ? e with { Port = port } : null)
+                .OfType<ListenerEndpoint>()
+                .ToArray();
+        }
+    }
 
     /// <summary>Records the bound ports and logs one line per endpoint. Call once the server has started.</summary>
     public void OnStarted()
@@ -85,15 +121,35 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
     /// <summary>The listener whose port a bind failure names, to point the operator at the right key.</summary>
     public ListenerEndpoint? FindByPort(int port) => endpoints.FirstOrDefault(e => e.Port == port);
 
-    private static void Listen(KestrelServerOptions kestrel, ListenerEndpoint endpoint, Action<ListenOptions> configure)
+    /// <summary>The addresses a listener binds when it binds them one by one (every model but kestrel).</summary>
+    public static IPAddress[] AddressesOf(ListenerEndpoint endpoint) =>
+        endpoint.Address is null ? [IPAddress.IPv6Any]
+        : endpoint.IsLocalhost && endpoint.Port != 0 ? [IPAddress.Loopback, IPAddress.IPv6Loopback]
+        : [endpoint.Address];
+
+    private static void Listen(KestrelServerOptions kestrel, ListenerEndpoint endpoint, WorkerRole? worker, Action<ListenOptions> configure)
     {
-        if (endpoint.Protocol is not null && endpoint.Model != ServerModels.Kestrel)
+        if (worker is not null)
+        {
+            // A prefork worker: the supervisor's sockets. async: Kestrel's own event loop accepts on them (the
+            // nginx worker); sync: the loop server's one-at-a-time accept (the classic prefork child).
+            foreach (var socket in worker.Sockets[endpoint.Key].Descriptors)
+            {
+                if (worker.Mode == "sync")
+                {
+                    var address = new IPEndPoint(IPAddress.IPv6Any, worker.Sockets[endpoint.Key].Port);
+                    kestrel.Listen(new ModelEndPoint(address, "iterative", endpoint.Key) { InheritedSocket = socket }, configure);
+                }
+                else
+                {
+                    kestrel.ListenHandle((ulong)socket, configure);
+                }
+            }
+        }
+        else if (endpoint.Protocol is not null && endpoint.Model != ServerModels.Kestrel)
         {
             // An in-process model: ModelTransportFactory binds these (Kestrel's sockets bind plain IPEndPoints).
-            IPAddress[] addresses = endpoint.Address is null ? [IPAddress.IPv6Any]
-                : endpoint.IsLocalhost && endpoint.Port != 0 ? [IPAddress.Loopback, IPAddress.IPv6Loopback]
-                : [endpoint.Address];
-            foreach (var address in addresses)
+            foreach (var address in AddressesOf(endpoint))
             {
                 kestrel.Listen(new ModelEndPoint(new IPEndPoint(address, endpoint.Port), endpoint.Model, endpoint.Key), configure);
             }

@@ -102,12 +102,20 @@ public sealed class AdminOptions
     public int CloseGraceSeconds { get; set; } = 5;
 }
 
+/// <summary>The worker processes that serve the listeners whose model is <c>prefork</c> (<c>Gateway:Workers</c>).</summary>
 public sealed class WorkersOptions
 {
     /// <summary>0: one worker per core.</summary>
     public int Count { get; set; }
 
+    /// <summary><c>async</c> (each worker an event loop), <c>sync</c> (one connection at a time), <c>per-connection</c>.</summary>
     public string Mode { get; set; } = "async";
+
+    /// <summary><c>per-connection</c>: at most this many worker processes at once (0: 64 per core).</summary>
+    public int MaxProcesses { get; set; }
+
+    /// <summary>The workers there will be: <see cref="Count"/>, or one per core.</summary>
+    public int EffectiveCount => Count > 0 ? Count : Environment.ProcessorCount;
 }
 
 /// <summary>Settings of the in-process models (<c>Gateway:Models</c>).</summary>

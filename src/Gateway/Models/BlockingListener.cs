@@ -18,13 +18,16 @@ internal sealed class BlockingListener : IConnectionListener
     private readonly PipeOptions _input;
     private readonly PipeOptions _output;
     private readonly bool _oneAtATime;
+    private readonly bool _inherited;
     private readonly Action<Exception> _onAcceptFailed;
     private readonly Thread _thread;
     private readonly CancellationTokenSource _unbound = new();
 
     public BlockingListener(ModelEndPoint endpoint, bool oneAtATime, PipeOptions input, PipeOptions output, Action<Exception> onAcceptFailed)
     {
-        _listener = NativeSocket.Listen(endpoint.Address, nonBlocking: false, reusePort: false);
+        _inherited = endpoint.InheritedSocket is not null;
+        _listener = endpoint.InheritedSocket is { } inherited ? new FileDescriptor(inherited)
+            : NativeSocket.Listen(endpoint.Address, nonBlocking: false, reusePort: false);
         var address = NativeSocket.LocalEndPoint(_listener) ?? endpoint.Address;
         EndPoint = new ModelEndPoint(address, endpoint.Model, endpoint.ListenerKey);
         _input = input;
@@ -54,7 +57,13 @@ internal sealed class BlockingListener : IConnectionListener
         if (!_unbound.IsCancellationRequested)
         {
             _unbound.Cancel();
-            _ = Libc.Shutdown(_listener, Libc.ShutRdWr); // wakes the thread blocked in accept(2)
+            if (!_inherited)
+            {
+                _ = Libc.Shutdown(_listener, Libc.ShutRdWr); // wakes the thread blocked in accept(2)
+            }
+
+            // A shared socket stays up for the other processes; its owner set SO_RCVTIMEO, so the blocked
+            // accept(2) returns EAGAIN within a moment and the loop sees the unbind.
         }
 
         return ValueTask.CompletedTask;
@@ -87,6 +96,12 @@ internal sealed class BlockingListener : IConnectionListener
                 }
 
                 continue; // EINTR, ECONNABORTED (that client left), or the shutdown of an unbind
+            }
+
+            if (_inherited)
+            {
+                // Accepted sockets inherit the listener's SO_RCVTIMEO; this connection's reads must block.
+                _ = Libc.SetTimeout(socket, Libc.SoRcvTimeo, TimeSpan.Zero);
             }
 
             var connection = new ThreadConnection(socket, _input, _output);

@@ -17,6 +17,13 @@ public sealed class ModelEndPoint(IPEndPoint address, string model, string liste
     /// <summary>The configuration key of the listener it serves (<c>Gateway:Listeners:&lt;name&gt;</c>), for its counters.</summary>
     public string ListenerKey { get; } = listenerKey;
 
+    /// <summary>
+    /// A listen socket this process was given (a prefork worker's, passed by the supervisor and shared with
+    /// it): accept on it instead of binding <see cref="Address"/>, and never shut it down, which would stop
+    /// it for every process that shares it.
+    /// </summary>
+    public int? InheritedSocket { get; init; }
+
     public override AddressFamily AddressFamily => Address.AddressFamily;
 
     public override string ToString() => Address.ToString();

@@ -26,6 +26,15 @@ internal static unsafe partial class Libc
 
     public const int EfdCloExec = 0x80000, EfdNonBlock = 0x800;
 
+    /// <summary>SCM_RIGHTS: descriptors passed over a Unix socket; MSG_CTRUNC: some did not fit.</summary>
+    public const int ScmRights = 1, MsgCtrunc = 0x8;
+
+    /// <summary>SO_RCVTIMEO: a blocking accept(2) gives up (EAGAIN) after this long.</summary>
+    public const int SoRcvTimeo = 20;
+
+    /// <summary>The most descriptors one message carries (a listener's sockets for one worker).</summary>
+    public const int MaxPassedDescriptors = 64;
+
     /// <summary>select(2)'s fixed set size: a descriptor at or above it cannot be watched by select.</summary>
     public const int FdSetSize = 1024;
 
@@ -146,6 +155,100 @@ internal static unsafe partial class Libc
         return NativeResult.From(SendMsg(socket, &header, flags | MsgNoSignal));
     }
 
+    /// <summary>
+    /// sendmsg(2) of <paramref name="data"/> with <paramref name="descriptors"/> attached (SCM_RIGHTS): the
+    /// receiver gets its own copies of them, which share the open sockets with ours.
+    /// </summary>
+    public static NativeResult SendWithDescriptors(SafeHandle socket, ReadOnlySpan<byte> data, ReadOnlySpan<int> descriptors)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(descriptors.Length, MaxPassedDescriptors);
+        var control = stackalloc byte[ControlSpace(MaxPassedDescriptors)];
+        var controlLength = WriteRights(control, descriptors);
+        var added = false;
+        socket.DangerousAddRef(ref added);
+        try
+        {
+            fixed (byte* bytes = data)
+            {
+                var vector = new IoVector { Base = bytes, Length = (nuint)data.Length };
+                var header = new MessageHeader { Vectors = &vector, VectorCount = 1, Control = descriptors.IsEmpty ? null : control, ControlLength = (nuint)controlLength };
+                return NativeResult.From(SendMsgRaw((int)socket.DangerousGetHandle(), &header, MsgNoSignal));
+            }
+        }
+        finally
+        {
+            socket.DangerousRelease();
+        }
+    }
+
+    /// <summary>
+    /// recvmsg(2) into <paramref name="buffer"/>, collecting descriptors passed with those bytes into
+    /// <paramref name="descriptors"/>. They arrive without close-on-exec on purpose: .NET will not shut down
+    /// (for everyone) a socket without it when it closes its copy, as such a socket may be shared with other
+    /// processes — which these are.
+    /// </summary>
+    public static NativeResult ReceiveWithDescriptors(SafeHandle socket, Span<byte> buffer, Span<int> descriptors, out int descriptorCount)
+    {
+        descriptorCount = 0;
+        var control = stackalloc byte[ControlSpace(MaxPassedDescriptors)];
+        var added = false;
+        socket.DangerousAddRef(ref added);
+        try
+        {
+            fixed (byte* bytes = buffer)
+            {
+                var vector = new IoVector { Base = bytes, Length = (nuint)buffer.Length };
+                var header = new MessageHeader { Vectors = &vector, VectorCount = 1, Control = control, ControlLength = (nuint)ControlSpace(MaxPassedDescriptors) };
+                var result = NativeResult.From(RecvMsgRaw((int)socket.DangerousGetHandle(), &header, 0));
+                if (result.Ok && header.ControlLength >= (nuint)ControlHeaderLength)
+                {
+                    var length = (int)*(nuint*)control;
+                    var level = *(int*)(control + sizeof(nuint));
+                    var type = *(int*)(control + sizeof(nuint) + sizeof(int));
+                    if (level == SolSocket && type == ScmRights)
+                    {
+                        var passed = new ReadOnlySpan<int>(control + ControlHeaderLength, (length - ControlHeaderLength) / sizeof(int));
+                        passed[..Math.Min(passed.Length, descriptors.Length)].CopyTo(descriptors);
+                        descriptorCount = passed.Length;
+                    }
+                }
+
+                if (result.Ok && (header.Flags & MsgCtrunc) != 0)
+                {
+                    throw new IOException("recvmsg: the passed descriptors did not fit (MSG_CTRUNC)");
+                }
+
+                return result;
+            }
+        }
+        finally
+        {
+            socket.DangerousRelease();
+        }
+    }
+
+    /// <summary>cmsghdr: length (size_t), level, type; then the data, the whole padded to size_t.</summary>
+    private static int ControlHeaderLength => sizeof(nuint) + (2 * sizeof(int));
+
+    private static int ControlSpace(int descriptors) =>
+        ControlHeaderLength + (((descriptors * sizeof(int)) + sizeof(nuint) - 1) & ~(sizeof(nuint) - 1));
+
+    private static int WriteRights(byte* control, ReadOnlySpan<int> descriptors)
+    {
+        *(nuint*)control = (nuint)(ControlHeaderLength + (descriptors.Length * sizeof(int)));
+        *(int*)(control + sizeof(nuint)) = SolSocket;
+        *(int*)(control + sizeof(nuint) + sizeof(int)) = ScmRights;
+        descriptors.CopyTo(new Span<int>(control + ControlHeaderLength, descriptors.Length));
+        return ControlSpace(descriptors.Length);
+    }
+
+    /// <summary>setsockopt of a struct timeval (SO_RCVTIMEO, SO_SNDTIMEO).</summary>
+    public static NativeResult SetTimeout(FileDescriptor socket, int name, TimeSpan timeout)
+    {
+        var value = new TimeVal { Seconds = (long)timeout.TotalSeconds, Microseconds = timeout.Microseconds + (timeout.Milliseconds * 1000) };
+        return NativeResult.From(SetSockOpt(socket, SolSocket, name, &value, (uint)sizeof(TimeVal)));
+    }
+
     public static NativeResult Shutdown(FileDescriptor socket, int how) => NativeResult.From(ShutdownCall(socket, how));
 
     public static NativeResult SetNonBlocking(FileDescriptor fd, bool nonBlocking)
@@ -249,6 +352,12 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
     private static partial nint SendMsg(FileDescriptor socket, MessageHeader* message, int flags);
+
+    [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
+    private static partial nint SendMsgRaw(int socket, MessageHeader* message, int flags);
+
+    [LibraryImport("libc", EntryPoint = "recvmsg", SetLastError = true)]
+    private static partial nint RecvMsgRaw(int socket, MessageHeader* message, int flags);
 
     [LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
     private static partial int ShutdownCall(FileDescriptor socket, int how);

@@ -1,0 +1,45 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Gateway.Workers;
+
+/// <summary>
+/// One message on the control channel between the supervisor and a worker, as one JSON frame of the
+/// project's own framing (uint32 little-endian length, then the body). <see cref="Type"/> says which; the
+/// other fields belong to some types only.
+/// </summary>
+/// <remarks>
+/// Worker → supervisor: <c>hello</c> (index, pid, token), <c>ready</c>, <c>heartbeat</c> (connections).
+/// Supervisor → worker: <c>sockets</c> (listeners; the descriptors travel with this frame as SCM_RIGHTS),
+/// <c>drain</c>.
+/// </remarks>
+internal sealed record ControlMessage(string Type)
+{
+    public const string Hello = "hello", Sockets = "sockets", Ready = "ready", Heartbeat = "heartbeat", Drain = "drain";
+
+    public int? Index { get; init; }
+
+    public int? Pid { get; init; }
+
+    /// <summary>The secret the supervisor gave this worker (in its environment), so no other process can pose as it.</summary>
+    public string? Token { get; init; }
+
+    /// <summary><c>sockets</c>: which listener each passed descriptor serves, in the order they were passed.</summary>
+    public PassedListener[]? Listeners { get; init; }
+
+    /// <summary><c>sockets</c>: how many workers share the work (for the worker's slice of FTP passive ports).</summary>
+    public int? Workers { get; init; }
+
+    /// <summary><c>heartbeat</c>: the worker's open connections.</summary>
+    public int? Connections { get; init; }
+
+    /// <summary><c>heartbeat</c>: connections the worker has accepted since it started.</summary>
+    public long? Accepted { get; init; }
+}
+
+/// <summary>A listener's descriptors in a <c>sockets</c> message: <see cref="Count"/> of them, for <see cref="Key"/>.</summary>
+internal sealed record PassedListener(string Key, int Count, int Port);
+
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(ControlMessage))]
+internal sealed partial class ControlJsonContext : JsonSerializerContext;

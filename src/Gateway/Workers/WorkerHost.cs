@@ -1,0 +1,181 @@
+using System.Globalization;
+using System.Net.Sockets;
+using Gateway.Connections;
+using Gateway.Listeners;
+
+namespace Gateway.Workers;
+
+/// <summary>
+/// A worker process of the prefork pool (<c>Gateway worker [the supervisor's arguments]</c>): it connects to
+/// the supervisor's control channel, receives its listen sockets, and runs the same host — same handlers,
+/// middleware and registry — on those sockets only (no admin API: the supervisor serves that). It heart-beats
+/// every second, drains when told, and exits at once when the channel ends, which is how it dies with a
+/// supervisor killed by SIGKILL (no orphans; <c>PR_SET_PDEATHSIG</c> would fire when the supervisor's
+/// spawning <em>thread</em> exits, and .NET's thread pool retires threads).
+/// </summary>
+public static partial class WorkerHost
+{
+    public const string Argument = "worker";
+    public const string ControlVariable = "GATEWAY_WORKER_CONTROL";
+    public const string IndexVariable = "GATEWAY_WORKER_INDEX";
+    public const string TokenVariable = "GATEWAY_WORKER_TOKEN";
+
+    /// <summary>The exit code of a worker whose supervisor went away.</summary>
+    public const int SupervisorGone = 3;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var controlPath = Environment.GetEnvironmentVariable(ControlVariable);
+        if (string.IsNullOrEmpty(controlPath)
+            || !int.TryParse(Environment.GetEnvironmentVariable(IndexVariable), NumberStyles.None, CultureInfo.InvariantCulture, out var index))
+        {
+            await Console.Error.WriteLineAsync("Gateway: 'worker' is started by the gateway itself for the prefork model, not by hand");
+            return 2;
+        }
+
+        var token = Environment.GetEnvironmentVariable(TokenVariable) ?? "";
+        Environment.SetEnvironmentVariable(TokenVariable, null);
+
+        // The hello and the sockets go over the channel before anything else uses it (blocking, with a limit).
+        var control = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        ControlMessage sockets;
+        int[] descriptors;
+        try
+        {
+            control.Connect(new UnixDomainSocketEndPoint(controlPath));
+            control.Send(Frame(new ControlMessage(ControlMessage.Hello) { Index = index, Pid = Environment.ProcessId, Token = token }));
+            sockets = ControlChannel.ReceiveWithDescriptors(control, TimeSpan.FromSeconds(30), out descriptors);
+        }
+        catch (Exception e) when (e is SocketException or IOException or TimeoutException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            control.Dispose();
+            await Console.Error.WriteLineAsync($"Gateway: worker {index}: no sockets from the supervisor: {e.Message}");
+            return SupervisorGone;
+        }
+
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            ContentRootPath = GatewayHost.LocateContentRoot(),
+        });
+        if (!GatewayConfiguration.TryLoad(builder.Configuration, out var options, out var endpoints, out var errors))
+        {
+            foreach (var error in errors)
+            {
+                await Console.Error.WriteLineAsync($"Gateway: worker {index}: configuration error: {error}");
+            }
+
+            return 2;
+        }
+
+        var role = new WorkerRole(index, sockets.Workers ?? 1, options.Workers.Mode, Assign(sockets, descriptors));
+        builder.AddGateway(options, endpoints, role);
+        await using var app = builder.Build();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Worker");
+        await app.StartAsync();
+
+        await using var channel = new ControlChannel(control);
+        await channel.SendAsync(new ControlMessage(ControlMessage.Ready));
+        var listeners = app.Services.GetRequiredService<GatewayListeners>();
+        foreach (var stats in listeners.Stats)
+        {
+            stats.Port = role.Sockets[stats.Endpoint.Key].Port;
+        }
+
+        var served = string.Join(", ", listeners.Stats.Select(s => s.Endpoint.Name));
+        LogServing(logger, index, Environment.ProcessId, served, role.Mode);
+        var lifetime = app.Lifetime;
+        var registry = app.Services.GetRequiredService<ConnectionRegistry>();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(lifetime.ApplicationStopping);
+        var heartbeats = HeartbeatAsync(channel, registry, stop.Token);
+        _ = ListenAsync(channel, lifetime, logger, index);
+        await app.WaitForShutdownAsync();
+        await stop.CancelAsync();
+        await heartbeats;
+        LogStopped(logger, index);
+        return 0;
+    }
+
+    /// <summary>Which passed descriptors serve which listener, in the order the supervisor passed them.</summary>
+    private static Dictionary<string, WorkerSockets> Assign(ControlMessage sockets, int[] descriptors)
+    {
+        var assigned = new Dictionary<string, WorkerSockets>();
+        var next = 0;
+        foreach (var listener in sockets.Listeners ?? [])
+        {
+            if (next + listener.Count > descriptors.Length)
+            {
+                throw new InvalidDataException($"the supervisor named {listener.Count} sockets for {listener.Key} but passed fewer");
+            }
+
+            assigned[listener.Key] = new WorkerSockets(listener.Port, descriptors[next..(next + listener.Count)]);
+            next += listener.Count;
+        }
+
+        return assigned;
+    }
+
+    private static byte[] Frame(ControlMessage message)
+    {
+        var body = ControlChannel.Serialize(message);
+        var frame = new byte[4 + body.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)body.Length);
+        body.CopyTo(frame, 4);
+        return frame;
+    }
+
+    private static async Task HeartbeatAsync(ControlChannel channel, ConnectionRegistry registry, CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop))
+            {
+                await channel.SendAsync(new ControlMessage(ControlMessage.Heartbeat) { Connections = registry.Count }, stop);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
+        {
+            // stopping, or the channel is gone (ListenAsync exits the process then)
+        }
+    }
+
+    /// <summary>Drain on the supervisor's word; exit at once if the supervisor is gone.</summary>
+    private static async Task ListenAsync(ControlChannel channel, IHostApplicationLifetime lifetime, ILogger logger, int index)
+    {
+        try
+        {
+            while (await channel.ReadAsync() is { } message)
+            {
+                if (message.Type == ControlMessage.Drain)
+                {
+                    LogDraining(logger, index);
+                    lifetime.StopApplication();
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            // the same as the end of the channel
+        }
+
+        if (!lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            // No supervisor: nobody can list, close or replace this worker's connections any more.
+            LogSupervisorGone(logger, index);
+            Environment.Exit(SupervisorGone);
+        }
+    }
+
+    [LoggerMessage(EventId = 70, Level = LogLevel.Information, Message = "Worker {Index} (pid {Pid}) serving {Listeners} ({Mode})")]
+    private static partial void LogServing(ILogger logger, int index, int pid, string listeners, string mode);
+
+    [LoggerMessage(EventId = 71, Level = LogLevel.Information, Message = "Worker {Index} draining")]
+    private static partial void LogDraining(ILogger logger, int index);
+
+    [LoggerMessage(EventId = 72, Level = LogLevel.Warning, Message = "Worker {Index}: the supervisor is gone; exiting")]
+    private static partial void LogSupervisorGone(ILogger logger, int index);
+
+    [LoggerMessage(EventId = 73, Level = LogLevel.Information, Message = "Worker {Index} stopped")]
+    private static partial void LogStopped(ILogger logger, int index);
+}

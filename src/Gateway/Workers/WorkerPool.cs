@@ -1,0 +1,497 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Reflection;
+using System.Security.Cryptography;
+using Gateway.Admin;
+using Gateway.Listeners;
+using Gateway.Models.Native;
+
+namespace Gateway.Workers;
+
+/// <summary>
+/// The supervisor side of the prefork tier. It binds the sockets of every listener whose model is
+/// <c>prefork</c>, starts <c>Gateway:Workers:Count</c> worker processes (this same executable with the
+/// <c>worker</c> argument), passes each its sockets over a Unix-socket control channel, replaces a worker that
+/// exits or stops heart-beating (backing off when one keeps crashing), and on shutdown drains them all.
+/// </summary>
+/// <remarks>
+/// Port sharing: the supervisor binds and the workers accept, on descriptors passed with SCM_RIGHTS. Binding
+/// here means a port clash is reported once, at start, in the usual words; a worker needs no right to bind;
+/// and a socket outlives the worker that serves it, so connections that arrive while a worker is being
+/// replaced wait in its backlog for the replacement instead of being reset (nginx's <c>reuseport</c> loses
+/// them). In <c>async</c> mode each worker gets its own socket of a <c>SO_REUSEPORT</c> group, so the kernel
+/// spreads connections evenly and workers never contend for one accept queue; in <c>sync</c> mode every worker
+/// blocks in accept(2) on one shared socket, the classic prefork server: the kernel hands each connection to
+/// one idle worker, and when none is idle the client waits in the backlog.
+/// </remarks>
+public sealed partial class WorkerPool : IHostedService, IDisposable
+{
+    /// <summary>A worker that sends nothing for this long is hung: it is killed and replaced.</summary>
+    private static readonly TimeSpan HeartbeatTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>A worker that exits sooner than this after its start counts as a crash loop: back off.</summary>
+    private static readonly TimeSpan StableAfter = TimeSpan.FromSeconds(10);
+
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+
+    /// <summary>In sync mode a worker's blocking accept(2) gives up this often, to notice a drain.</summary>
+    private static readonly TimeSpan SyncAcceptWake = TimeSpan.FromMilliseconds(250);
+
+    private readonly GatewayOptions _options;
+    private readonly GatewayListeners _listeners;
+    private readonly ILogger<WorkerPool> _logger;
+    private readonly List<PoolListener> _pool = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly List<Task> _supervisors = [];
+    private WorkerSlot[] _slots = [];
+    private Socket? _controlServer;
+    private DirectoryInfo? _controlDirectory;
+    private Task _acceptingControl = Task.CompletedTask;
+    private Task _watching = Task.CompletedTask;
+
+    public WorkerPool(GatewayOptions options, GatewayListeners listeners, ILogger<WorkerPool> logger)
+    {
+        _options = options;
+        _listeners = listeners;
+        _logger = logger;
+        Mode = options.Workers.Mode;
+    }
+
+    public string Mode { get; }
+
+    /// <summary>Whether any listener runs on the pool.</summary>
+    public bool IsActive => _slots.Length > 0;
+
+    public IReadOnlyList<WorkerInfo> Workers() => [.. _slots.Select(s => s.Snapshot(Mode))];
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var endpoints = _listeners.PreforkEndpoints;
+        if (endpoints.Count == 0)
+        {
+            return;
+        }
+
+        if (!OperatingSystem.IsLinux())
+        {
+            throw new PlatformNotSupportedException("the prefork model runs on Linux only; use kestrel");
+        }
+
+        var count = _options.Workers.EffectiveCount;
+        foreach (var endpoint in endpoints)
+        {
+            _pool.Add(Bind(endpoint, count));
+        }
+
+        _controlDirectory = Directory.CreateTempSubdirectory("gateway-workers-"); // 0700: ours alone
+        var controlPath = Path.Combine(_controlDirectory.FullName, "control.sock");
+        _controlServer = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        _controlServer.Bind(new UnixDomainSocketEndPoint(controlPath));
+        _controlServer.Listen(count * 2);
+        _acceptingControl = AcceptControlAsync(_controlServer);
+
+        _slots = [.. Enumerable.Range(0, count).Select(i => new WorkerSlot(i))];
+        foreach (var slot in _slots)
+        {
+            _supervisors.Add(SuperviseAsync(slot, controlPath));
+        }
+
+        _watching = WatchHeartbeatsAsync();
+
+        // Serve before saying "started": wait for every worker's first ready (a slow one is logged, not fatal).
+        var ready = Task.WhenAll(_slots.Select(s => s.Ready.Task));
+        if (await Task.WhenAny(ready, Task.Delay(TimeSpan.FromSeconds(60), cancellationToken)) != ready)
+        {
+            LogSlowStart(_logger, _slots.Count(s => !s.Ready.Task.IsCompleted));
+        }
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_slots.Length == 0)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync();
+        LogDraining(_logger, _slots.Length);
+        foreach (var slot in _slots)
+        {
+            if (slot.Channel is { } channel && slot.State != WorkerStates.Exited)
+            {
+                slot.State = WorkerStates.Draining;
+                try
+                {
+                    await channel.SendAsync(new ControlMessage(ControlMessage.Drain), CancellationToken.None);
+                }
+                catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+                {
+                    // It is exiting already.
+                }
+            }
+        }
+
+        // No worker will be started again: let go of the listen sockets, so that once the workers have closed
+        // theirs the port refuses new clients instead of queueing them for nobody.
+        foreach (var listener in _pool)
+        {
+            listener.Dispose();
+        }
+
+        // Workers drain within the shutdown timeout themselves; this waits a little longer, then kills.
+        var deadline = TimeSpan.FromSeconds(_options.Limits.ShutdownTimeoutSeconds + 5);
+        var exited = Task.WhenAll(_supervisors);
+        if (await Task.WhenAny(exited, Task.Delay(deadline, CancellationToken.None)) != exited)
+        {
+            foreach (var slot in _slots)
+            {
+                if (slot.Process is { HasExited: false } process)
+                {
+                    LogKilled(_logger, slot.Index, slot.Pid);
+                    process.Kill();
+                }
+            }
+
+            await exited;
+        }
+
+        _controlServer?.Dispose();
+        await Task.WhenAll(_acceptingControl, _watching);
+        try
+        {
+            _controlDirectory?.Delete(recursive: true);
+        }
+        catch (IOException)
+        {
+            // best effort: a temporary directory
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var listener in _pool)
+        {
+            listener.Dispose();
+        }
+
+        _controlServer?.Dispose();
+        _stopping.Dispose();
+    }
+
+    /// <summary>The listener's sockets: one per listen address, and in async mode one set per worker.</summary>
+    private PoolListener Bind(ListenerEndpoint endpoint, int workers)
+    {
+        var reusePort = Mode == "async";
+        var sets = reusePort ? workers : 1;
+        var port = endpoint.Port;
+        var bound = new List<FileDescriptor[]>();
+        try
+        {
+            var addresses = GatewayListeners.AddressesOf(endpoint);
+            for (var set = 0; set < sets; set++)
+            {
+                bound.Add(new FileDescriptor[addresses.Length]);
+                for (var i = 0; i < addresses.Length; i++)
+                {
+                    var socket = NativeSocket.Listen(new IPEndPoint(addresses[i], port), nonBlocking: false, reusePort);
+                    bound[^1][i] = socket;
+                    if (port == 0)
+                    {
+                        port = NativeSocket.LocalEndPoint(socket)?.Port ?? 0; // the rest share the port chosen
+                    }
+
+                    if (!reusePort)
+                    {
+                        Libc.SetTimeout(socket, Libc.SoRcvTimeo, SyncAcceptWake).ThrowIfFailed("setsockopt(SO_RCVTIMEO)");
+                    }
+                }
+            }
+        }
+        catch
+        {
+            foreach (var socket in bound.SelectMany(s => s))
+            {
+                socket?.Dispose();
+            }
+
+            throw;
+        }
+
+        _listeners.SetPreforkPort(endpoint.Key, port);
+        return new PoolListener(endpoint.Key, port, bound);
+    }
+
+    private async Task SuperviseAsync(WorkerSlot slot, string controlPath)
+    {
+        var quickExits = 0;
+        while (!_stopping.IsCancellationRequested)
+        {
+            Process process;
+            try
+            {
+                process = Spawn(slot, controlPath);
+            }
+            catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or IOException)
+            {
+                LogSpawnFailed(_logger, slot.Index, e.Message);
+                quickExits++;
+                if (!await DelayAsync(Backoff(quickExits)))
+                {
+                    break;
+                }
+
+                continue;
+            }
+
+            await process.WaitForExitAsync(CancellationToken.None);
+            var code = process.ExitCode;
+            slot.State = WorkerStates.Exited;
+            slot.Connections = 0;
+            slot.Ready.TrySetResult();
+            process.Dispose();
+            if (_stopping.IsCancellationRequested)
+            {
+                LogWorkerStopped(_logger, slot.Index, slot.Pid, code);
+                break;
+            }
+
+            var lived = TimeSpan.FromMilliseconds(Environment.TickCount64 - slot.StartedTick);
+            quickExits = lived < StableAfter ? quickExits + 1 : 0;
+            var delay = Backoff(quickExits);
+            slot.Restarts++;
+            slot.State = WorkerStates.Restarting;
+            LogWorkerExited(_logger, slot.Index, slot.Pid, code, lived.TotalSeconds, delay.TotalSeconds, slot.Restarts);
+            if (!await DelayAsync(delay))
+            {
+                break;
+            }
+        }
+    }
+
+    /// <summary>No wait after a worker that ran a while; 1, 2, 4 ... 30 s after one that keeps dying young.</summary>
+    private static TimeSpan Backoff(int quickExits) =>
+        quickExits == 0 ? TimeSpan.Zero : TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, Math.Pow(2, quickExits - 1)));
+
+    private async Task<bool> DelayAsync(TimeSpan delay)
+    {
+        try
+        {
+            await Task.Delay(delay, _stopping.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private Process Spawn(WorkerSlot slot, string controlPath)
+    {
+        // This executable again: the apphost itself, or `dotnet Gateway.dll` when started through the muxer.
+        var host = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell this process's executable");
+        var start = new ProcessStartInfo(host) { UseShellExecute = false, WorkingDirectory = Environment.CurrentDirectory };
+        if (Path.GetFileNameWithoutExtension(host) == "dotnet")
+        {
+            start.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
+        }
+
+        start.ArgumentList.Add(WorkerHost.Argument);
+        foreach (var argument in Environment.GetCommandLineArgs().Skip(1))
+        {
+            start.ArgumentList.Add(argument); // the same configuration as the supervisor's
+        }
+
+        slot.Token = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
+        start.Environment[WorkerHost.ControlVariable] = controlPath;
+        start.Environment[WorkerHost.IndexVariable] = slot.Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment[WorkerHost.TokenVariable] = slot.Token;
+
+        slot.State = WorkerStates.Starting;
+        slot.Channel = null;
+        slot.Ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var process = Process.Start(start) ?? throw new InvalidOperationException("the worker did not start");
+        slot.Process = process;
+        slot.Pid = process.Id;
+        slot.StartedAt = DateTimeOffset.UtcNow;
+        slot.StartedTick = slot.LastHeartbeatTick = Environment.TickCount64;
+        LogWorkerStarted(_logger, slot.Index, slot.Pid, Mode);
+        return process;
+    }
+
+    private async Task AcceptControlAsync(Socket server)
+    {
+        while (true)
+        {
+            Socket socket;
+            try
+            {
+                socket = await server.AcceptAsync();
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                return; // stopped
+            }
+
+            _ = ServeControlAsync(new ControlChannel(socket));
+        }
+    }
+
+    /// <summary>One worker's channel: the hello, its sockets, then its messages until it closes.</summary>
+    private async Task ServeControlAsync(ControlChannel channel)
+    {
+        WorkerSlot? slot = null;
+        try
+        {
+            using var helloTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            var hello = await channel.ReadAsync(helloTimeout.Token);
+            slot = hello is { Type: ControlMessage.Hello, Index: { } index } && index >= 0 && index < _slots.Length ? _slots[index] : null;
+            if (slot is null || hello!.Token != slot.Token || hello.Pid != slot.Pid || _stopping.IsCancellationRequested)
+            {
+                LogStrangerOnControl(_logger);
+                return;
+            }
+
+            var passed = new List<PassedListener>();
+            var descriptors = new List<FileDescriptor>();
+            foreach (var listener in _pool)
+            {
+                var sockets = listener.SocketsFor(slot.Index);
+                passed.Add(new PassedListener(listener.Key, sockets.Length, listener.Port));
+                descriptors.AddRange(sockets);
+            }
+
+            SendSockets(channel, new ControlMessage(ControlMessage.Sockets) { Listeners = [.. passed], Workers = _slots.Length }, descriptors);
+            slot.Channel = channel;
+            while (await channel.ReadAsync() is { } message)
+            {
+                slot.LastHeartbeatTick = Environment.TickCount64;
+                switch (message.Type)
+                {
+                    case ControlMessage.Ready:
+                        if (slot.State == WorkerStates.Starting)
+                        {
+                            slot.State = WorkerStates.Ready;
+                        }
+
+                        slot.Ready.TrySetResult();
+                        break;
+                    case ControlMessage.Heartbeat:
+                        slot.Connections = message.Connections ?? slot.Connections;
+                        break;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            // The worker died or spoke nonsense; its exit is handled by its supervisor task.
+        }
+        finally
+        {
+            if (slot is not null && ReferenceEquals(slot.Channel, channel))
+            {
+                slot.Channel = null;
+            }
+
+            await channel.DisposeAsync();
+        }
+    }
+
+    private static void SendSockets(ControlChannel channel, ControlMessage message, List<FileDescriptor> sockets)
+    {
+        var added = new bool[sockets.Count];
+        try
+        {
+            var numbers = new int[sockets.Count];
+            for (var i = 0; i < sockets.Count; i++)
+            {
+                sockets[i].DangerousAddRef(ref added[i]);
+                numbers[i] = sockets[i].Number;
+            }
+
+            ControlChannel.SendWithDescriptors(channel.Socket, message, numbers);
+        }
+        finally
+        {
+            for (var i = 0; i < sockets.Count; i++)
+            {
+                if (added[i])
+                {
+                    sockets[i].DangerousRelease();
+                }
+            }
+        }
+    }
+
+    /// <summary>A worker whose channel stays silent past the heartbeat timeout is hung: kill it (it is then replaced).</summary>
+    private async Task WatchHeartbeatsAsync()
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stopping.Token))
+            {
+                foreach (var slot in _slots)
+                {
+                    var silent = TimeSpan.FromMilliseconds(Environment.TickCount64 - slot.LastHeartbeatTick);
+                    if (slot.State is WorkerStates.Ready or WorkerStates.Starting && silent > HeartbeatTimeout
+                        && slot.Process is { HasExited: false } process)
+                    {
+                        LogHung(_logger, slot.Index, slot.Pid, silent.TotalSeconds);
+                        process.Kill();
+                        slot.LastHeartbeatTick = Environment.TickCount64; // once
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // stopping
+        }
+    }
+
+    /// <summary>A prefork listener's sockets: one set for all workers (sync) or one set per worker (async).</summary>
+    private sealed class PoolListener(string key, int port, List<FileDescriptor[]> sets) : IDisposable
+    {
+        public string Key { get; } = key;
+
+        public int Port { get; } = port;
+
+        public FileDescriptor[] SocketsFor(int worker) => sets[sets.Count == 1 ? 0 : worker];
+
+        public void Dispose()
+        {
+            foreach (var socket in sets.SelectMany(s => s))
+            {
+                socket.Dispose();
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 60, Level = LogLevel.Information, Message = "Worker {Index} started (pid {Pid}, mode {Mode})")]
+    private static partial void LogWorkerStarted(ILogger logger, int index, int pid, string mode);
+
+    [LoggerMessage(EventId = 61, Level = LogLevel.Warning, Message = "Worker {Index} (pid {Pid}) exited with code {Code} after {Seconds:F1} s; restarting in {Delay:F0} s (restart {Restarts})")]
+    private static partial void LogWorkerExited(ILogger logger, int index, int pid, int code, double seconds, double delay, int restarts);
+
+    [LoggerMessage(EventId = 62, Level = LogLevel.Information, Message = "Worker {Index} (pid {Pid}) stopped with code {Code}")]
+    private static partial void LogWorkerStopped(ILogger logger, int index, int pid, int code);
+
+    [LoggerMessage(EventId = 63, Level = LogLevel.Warning, Message = "Worker {Index} (pid {Pid}) has not been heard from for {Seconds:F0} s; killing it")]
+    private static partial void LogHung(ILogger logger, int index, int pid, double seconds);
+
+    [LoggerMessage(EventId = 64, Level = LogLevel.Error, Message = "Worker {Index} could not be started: {Reason}")]
+    private static partial void LogSpawnFailed(ILogger logger, int index, string reason);
+
+    [LoggerMessage(EventId = 65, Level = LogLevel.Warning, Message = "A process that is not a current worker connected to the control channel; closed")]
+    private static partial void LogStrangerOnControl(ILogger logger);
+
+    [LoggerMessage(EventId = 66, Level = LogLevel.Warning, Message = "{Count} worker(s) not ready after 60 s; serving with the others")]
+    private static partial void LogSlowStart(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 67, Level = LogLevel.Information, Message = "Draining {Count} worker(s)")]
+    private static partial void LogDraining(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 68, Level = LogLevel.Warning, Message = "Worker {Index} (pid {Pid}) did not finish draining in time; killed")]
+    private static partial void LogKilled(ILogger logger, int index, int pid);
+}
