@@ -106,7 +106,7 @@ public sealed class FtpDiskFullTests(FtpDiskFullFixture fixture) : IClassFixture
 /// <summary>The FTP fixture with the control listener on one I/O model.</summary>
 public sealed class FtpOnModelFixture(string model) : FtpFixture
 {
-    protected override string[] ExtraArgs => [$"--Gateway:Listeners:Ftp:Model={model}"];
+    protected override string[] ExtraArgs => Models.Args(model, "Ftp");
 }
 
 /// <summary>One FTP gateway per I/O model, started on first use and stopped at the end.</summary>
@@ -142,9 +142,9 @@ public sealed class FtpOnModelsTests(FtpModelsFixture fixture) : IClassFixture<F
     public static TheoryData<string, string> ChecksOnModels()
     {
         var data = new TheoryData<string, string>();
-        foreach (var model in Models.Names.Where(m => m != "kestrel"))
+        foreach (var model in Models.Names.Concat(Models.Pools).Where(m => m != "kestrel"))
         {
-            foreach (var check in Checks.Where(c => model != "iterative" || c != "concurrent_clients"))
+            foreach (var check in Checks.Where(c => model is not ("iterative" or "prefork-sync") || c != "concurrent_clients"))
             {
                 data.Add(model, check);
             }

@@ -27,12 +27,35 @@ public sealed class SharedGateway : ICollectionFixture<GatewayFixture>
 /// <summary>The I/O models every protocol test runs on: one test body, one run per model.</summary>
 public static class Models
 {
+    /// <summary>The in-process models.</summary>
     public static readonly string[] Names = ["kestrel", "epoll", "epoll-et", "poll", "select", "threads", "iterative"];
 
-    public static TheoryData<string> All => [.. Names];
+    /// <summary>The prefork pool, two workers, in each of its modes ("prefork" is async).</summary>
+    public static readonly string[] Pools = ["prefork", "prefork-sync"];
 
-    /// <summary>The models that serve clients at the same time: all but the loop server, which takes one at a time.</summary>
-    public static TheoryData<string> Concurrent => [.. Names.Where(n => n != "iterative")];
+    /// <summary>Every way to serve a listener: the protocol suites run on each.</summary>
+    public static TheoryData<string> All => [.. Names, .. Pools];
+
+    /// <summary>
+    /// The models that serve many clients at the same time: all but the loop server, which takes one at a
+    /// time, and the sync pool, which takes one per worker.
+    /// </summary>
+    public static TheoryData<string> Concurrent => [.. Names.Concat(Pools).Where(n => n is not ("iterative" or "prefork-sync"))];
+
+    /// <summary>The in-process models alone (the admin API does not list a pool's connections yet).</summary>
+    public static TheoryData<string> InProcess => [.. Names];
+
+    /// <summary>The settings that put the given listeners on <paramref name="model"/>.</summary>
+    public static string[] Args(string model, params string[] listeners)
+    {
+        var (name, extra) = model switch
+        {
+            "prefork" => ("prefork", new[] { "--Gateway:Workers:Count=2", "--Gateway:Workers:Mode=async" }),
+            "prefork-sync" => ("prefork", new[] { "--Gateway:Workers:Count=2", "--Gateway:Workers:Mode=sync" }),
+            _ => (model, Array.Empty<string>()),
+        };
+        return [.. listeners.Select(l => $"--Gateway:Listeners:{l}:Model={name}"), .. extra];
+    }
 }
 
 /// <summary>Something started once per model on first use, and all of them stopped together at the end.</summary>
@@ -80,7 +103,7 @@ public sealed class ModelGatewaysFixture : IAsyncLifetime
         model => GatewayProcess.StartAsync(
         [
             .. GatewayProcess.LoopbackArgs,
-            $"--Gateway:Listeners:Echo:Model={model}", $"--Gateway:Listeners:Rpc:Model={model}", $"--Gateway:Listeners:Ftp:Model={model}",
+            .. Models.Args(model, "Echo", "Rpc", "Ftp"),
         ]),
         gateway => gateway.DisposeAsync().AsTask());
 

@@ -12,7 +12,7 @@ public sealed class ModelTests(ModelGatewaysFixture fixture)
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
 
     [Theory]
-    [MemberData(nameof(Models.All), MemberType = typeof(Models))]
+    [MemberData(nameof(Models.InProcess), MemberType = typeof(Models))]
     public async Task InputPausedBehindASlowHandlerIsReadToTheLastByteAfterItResumes(string model)
     {
         // The handler sleeps first while the client keeps writing small pipelined frames in small pieces: the
@@ -104,7 +104,7 @@ public sealed class ModelTests(ModelGatewaysFixture fixture)
     }
 
     [Theory]
-    [MemberData(nameof(Models.All), MemberType = typeof(Models))]
+    [MemberData(nameof(Models.InProcess), MemberType = typeof(Models))]
     public async Task AdminListsTheConnectionWithItsModelAndClosesIt(string model)
     {
         // The registry, the model tag and DELETE (graceful close request, then abort) work on every model:
@@ -129,7 +129,7 @@ public sealed class ModelTests(ModelGatewaysFixture fixture)
     }
 
     [Theory]
-    [MemberData(nameof(Models.All), MemberType = typeof(Models))]
+    [MemberData(nameof(Models.InProcess), MemberType = typeof(Models))]
     public async Task AdminCountsTheBytesTheModelCarried(string model)
     {
         // The in-process models count at the socket (no counting wrapper around their pipes); Kestrel's
@@ -182,7 +182,7 @@ public sealed class ModelTests(ModelGatewaysFixture fixture)
     }
 
     [Theory]
-    [MemberData(nameof(Models.All), MemberType = typeof(Models))]
+    [MemberData(nameof(Models.InProcess), MemberType = typeof(Models))]
     public async Task HundredOpenCloseCyclesLeakNoDescriptorOrThreadAndSigtermStopsIt(string model)
     {
         await using var gateway = await GatewayProcess.StartAsync(

@@ -102,7 +102,7 @@ public sealed class RpcTests(ModelGatewaysFixture fixture)
             ("{\"in\":\"sum\",\"params\":{\"a\":1}}", RpcErrorCodes.BadParams),
         ];
         var data = new TheoryData<string, string, string>();
-        foreach (var model in Models.Names)
+        foreach (var model in Models.Names.Concat(Models.Pools))
         {
             foreach (var (body, code) in cases)
             {
@@ -189,7 +189,7 @@ public sealed class RpcTests(ModelGatewaysFixture fixture)
     }
 
     [Theory]
-    [MemberData(nameof(Models.All), MemberType = typeof(Models))]
+    [MemberData(nameof(Models.InProcess), MemberType = typeof(Models))]
     public async Task WhoAmIReportsTheGatewayPidAndItsModel(string model)
     {
         var gateway = await fixture.For(model);

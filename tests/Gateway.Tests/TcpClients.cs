@@ -28,6 +28,29 @@ internal static class TcpClients
     }
 
     /// <summary>Reads until the server closes; returns how many bytes came, or -1 if nothing closed it in time.</summary>
+    /// <summary>Whether connecting to <paramref name="endpoint"/> is refused within about two seconds (a stopping listener).</summary>
+    public static async Task<bool> RefusedWithinAsync(IPEndPoint endpoint, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 100; attempt++)
+        {
+            try
+            {
+                using var late = await ConnectAsync(endpoint, cancellationToken: cancellationToken);
+                await Task.Delay(20, cancellationToken);
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionRefused or SocketError.ConnectionReset)
+            {
+                return true; // refused once the listen socket is gone; reset if the SYN raced its closing
+            }
+            catch (SocketException e)
+            {
+                Assert.Fail($"connecting to a stopping listener failed with {e.SocketErrorCode}: {e.Message}");
+            }
+        }
+
+        return false;
+    }
+
     public static async Task<long> ReadUntilClosedAsync(Socket socket, TimeSpan timeout)
     {
         using var cancel = new CancellationTokenSource(timeout);

@@ -4,6 +4,7 @@ using Gateway.Admin;
 using Gateway.Connections;
 using Gateway.Models;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using System.Net.Sockets;
 using Gateway.Protocols;
@@ -72,6 +73,14 @@ public static partial class GatewayHost
             // inherit it; for echo and RPC it means no byte a client sends is lost either.
             sockets.CreateBoundListenSocket = endpoint =>
             {
+                if (endpoint is FileHandleEndPoint passed)
+                {
+                    // A prefork worker's socket, passed by the supervisor. Kestrel's default wraps such a handle
+                    // without owning it (systemd keeps its sockets); this worker must close its copy when it stops
+                    // accepting, or the port keeps queueing clients for a worker that is draining.
+                    return new Socket(new SafeSocketHandle((nint)passed.FileHandle, ownsHandle: true));
+                }
+
                 var socket = SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
                 if (endpoint is IPEndPoint)
                 {

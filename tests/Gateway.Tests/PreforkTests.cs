@@ -1,0 +1,221 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Gateway.Tests;
+
+/// <summary>
+/// The prefork pool as processes: real workers, children of a real gateway, seen through /proc, the admin
+/// API and whoami. Each test starts its own gateway (some kill its workers) and stops it, workers included.
+/// </summary>
+public sealed class PreforkTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+
+    private static Task<GatewayProcess> StartAsync(string mode, int workers = 2) => GatewayProcess.StartAsync(
+    [
+        .. GatewayProcess.LoopbackArgs, "--Gateway:Listeners:Rpc:Model=prefork", "--Gateway:Listeners:Echo:Model=prefork",
+        $"--Gateway:Workers:Mode={mode}", $"--Gateway:Workers:Count={workers}",
+    ]);
+
+    private static async Task<JsonElement[]> WorkersAsync(AdminApi admin) =>
+        [.. (await admin.GetJsonAsync("/admin/workers")).EnumerateArray()];
+
+    private static async Task<(int Pid, int Worker, string Model)> WhoAmIAsync(RpcConnection connection, CancellationToken cancellationToken)
+    {
+        var reply = await connection.Client.CallAsync("whoami", cancellationToken: cancellationToken);
+        return (reply.Result.GetProperty("pid").GetInt32(), reply.Result.GetProperty("worker").GetInt32(), reply.Result.GetProperty("model").GetString()!);
+    }
+
+    /// <summary>The parent of a live process, from /proc; null once it is gone.</summary>
+    private static int? ParentOf(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Whether <paramref name="pid"/> is still a worker of ours (a reused pid would not run "Gateway.dll worker").</summary>
+    private static bool IsWorkerAlive(int pid)
+    {
+        try
+        {
+            var commandLine = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0');
+            return commandLine.Contains("worker") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private static async Task WaitUntilGoneAsync(IEnumerable<int> pids)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (pids.Any(IsWorkerAlive))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"worker(s) {string.Join(", ", pids.Where(IsWorkerAlive))} still running");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
+    public async Task WorkersAreChildrenOfTheGatewayAndTheAdminApiListsThem()
+    {
+        await using var gateway = await StartAsync("async", workers: 3);
+        using var admin = new AdminApi(gateway);
+        var workers = await WorkersAsync(admin);
+
+        Assert.Equal([0, 1, 2], workers.Select(w => w.GetProperty("index").GetInt32()));
+        foreach (var worker in workers)
+        {
+            var pid = worker.GetProperty("pid").GetInt32();
+            Assert.Equal(gateway.Pid, ParentOf(pid));
+            Assert.Equal(("async", "ready", 0), (worker.Str("mode"), worker.Str("state"), worker.GetProperty("restarts").GetInt32()));
+            Assert.True(worker.GetProperty("rssBytes").GetInt64() > 1024 * 1024, "a .NET process holds more than a MiB");
+        }
+    }
+
+    [Fact]
+    public async Task FortyConnectionsSpreadOverTheWorkers()
+    {
+        await using var gateway = await StartAsync("async");
+        using var timeout = new CancellationTokenSource(Patience);
+        using var admin = new AdminApi(gateway);
+        var byPid = (await WorkersAsync(admin)).ToDictionary(w => w.GetProperty("pid").GetInt32(), w => w.GetProperty("index").GetInt32());
+        var connections = new List<RpcConnection>();
+        try
+        {
+            var seen = new List<(int Pid, int Worker, string Model)>();
+            for (var i = 0; i < 40; i++)
+            {
+                connections.Add(await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token));
+                seen.Add(await WhoAmIAsync(connections[^1], timeout.Token));
+            }
+
+            Assert.All(seen, s => Assert.Equal((byPid[s.Pid], "prefork"), (s.Worker, s.Model)));
+            // The kernel spreads a SO_REUSEPORT group by a hash of the client's address and port: 40 clients on
+            // one of two workers would happen once in 2^39 runs.
+            Assert.Equal(2, seen.Select(s => s.Pid).Distinct().Count());
+            await admin.WaitForAsync("/admin/workers", json => json.EnumerateArray().Sum(w => w.GetProperty("connections").GetInt32()) == 40);
+        }
+        finally
+        {
+            foreach (var connection in connections)
+            {
+                await connection.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task AKilledWorkerIsReplacedAndTheOtherKeepsItsConnections()
+    {
+        await using var gateway = await StartAsync("async");
+        using var timeout = new CancellationTokenSource(Patience);
+        using var admin = new AdminApi(gateway);
+        var connections = new List<RpcConnection>();
+        try
+        {
+            // A connection on each worker.
+            var onWorker = new Dictionary<int, (RpcConnection Connection, int Pid)>();
+            for (var i = 0; i < 64 && onWorker.Count < 2; i++)
+            {
+                var connection = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token);
+                connections.Add(connection);
+                var (pid, worker, _) = await WhoAmIAsync(connection, timeout.Token);
+                onWorker.TryAdd(worker, (connection, pid));
+            }
+
+            Assert.Equal(2, onWorker.Count);
+            Process.GetProcessById(onWorker[0].Pid).Kill(); // SIGKILL: no drain, no goodbye
+
+            Assert.Equal(0, await TcpClients.ReadUntilClosedAsync(onWorker[0].Connection.Socket, Patience));
+            Assert.Equal("pong", (await onWorker[1].Connection.Client.CallAsync("ping", cancellationToken: timeout.Token)).Out);
+            var replaced = await admin.WaitForAsync("/admin/workers", json => json.EnumerateArray().Any(
+                w => w.GetProperty("index").GetInt32() == 0 && w.GetProperty("pid").GetInt32() != onWorker[0].Pid && w.Str("state") == "ready"));
+            var worker0 = replaced.EnumerateArray().First(w => w.GetProperty("index").GetInt32() == 0);
+            Assert.Equal(1, worker0.GetProperty("restarts").GetInt32());
+            Assert.Equal(gateway.Pid, ParentOf(worker0.GetProperty("pid").GetInt32()));
+            Assert.True(await gateway.LogsAsync("Worker 0 (pid " + onWorker[0].Pid + ") exited with code 137", Patience), gateway.Output);
+
+            // The pool serves new clients on both workers again.
+            var pids = new HashSet<int>();
+            for (var i = 0; i < 64 && pids.Count < 2; i++)
+            {
+                var connection = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token);
+                connections.Add(connection);
+                pids.Add((await WhoAmIAsync(connection, timeout.Token)).Pid);
+            }
+
+            Assert.Contains(worker0.GetProperty("pid").GetInt32(), pids);
+        }
+        finally
+        {
+            foreach (var connection in connections)
+            {
+                await connection.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task SyncWorkersServeOneClientEachAndAThirdWaitsForOneToLeave()
+    {
+        await using var gateway = await StartAsync("sync");
+        using var timeout = new CancellationTokenSource(Patience);
+        await using var first = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token);
+        await using var second = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token);
+        var (firstPid, _, _) = await WhoAmIAsync(first, timeout.Token);
+        var (secondPid, _, _) = await WhoAmIAsync(second, timeout.Token);
+        Assert.NotEqual(firstPid, secondPid); // a busy sync worker does not accept: the idle one took it
+
+        await using var third = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token);
+        var waiting = WhoAmIAsync(third, timeout.Token);
+        // Both workers are busy: the third client is connected (the backlog) but nobody reads it.
+        Assert.NotSame(waiting, await Task.WhenAny(waiting, Task.Delay(TimeSpan.FromSeconds(1), timeout.Token)));
+
+        await first.DisposeAsync();
+        Assert.Equal(firstPid, (await waiting).Pid);
+    }
+
+    [Fact]
+    public async Task SigtermDrainsEveryWorkerAndLeavesNoProcessBehind()
+    {
+        await using var gateway = await StartAsync("async");
+        using var timeout = new CancellationTokenSource(Patience);
+        using var admin = new AdminApi(gateway);
+        var pids = (await WorkersAsync(admin)).Select(w => w.GetProperty("pid").GetInt32()).ToArray();
+        await using (var connection = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token))
+        {
+            // A request in flight when SIGTERM comes is answered before its worker exits; new clients are refused.
+            Assert.Equal("pong", (await connection.Client.CallAsync("ping", cancellationToken: timeout.Token)).Out);
+            connection.Client.Send("sleep", 3000, "in-flight");
+            await connection.Client.FlushAsync(timeout.Token);
+            await Task.Delay(300, timeout.Token);
+            gateway.Terminate();
+            Assert.True(await TcpClients.RefusedWithinAsync(gateway.Rpc, timeout.Token), "the pool kept accepting after SIGTERM");
+            var reply = await connection.Client.ReceiveAsync(timeout.Token);
+            Assert.Equal(("sleep", "in-flight"), (reply?.Out, reply?.Id?.GetString()));
+        }
+
+        Assert.Equal(0, await gateway.WaitForExitAsync(Patience));
+        await WaitUntilGoneAsync(pids);
+        Assert.Contains("Worker 0 (pid " + pids[0] + ") stopped with code 0", gateway.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task WorkersDieWithASupervisorKilledBySigkill()
+    {
+        await using var gateway = await StartAsync("sync");
+        using var admin = new AdminApi(gateway);
+        var pids = (await WorkersAsync(admin)).Select(w => w.GetProperty("pid").GetInt32()).ToArray();
+        Process.GetProcessById(gateway.Pid).Kill(); // the supervisor alone, as the OOM killer would
+        await WaitUntilGoneAsync(pids);
+    }
+}
