@@ -231,6 +231,9 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
 
     private const int SigTerm = 15;
 
+    /// <summary>kill(2): a signal to one process of the test's own (a gateway or one of its workers), by pid.</summary>
+    public static int Signal(int pid, int signal) => Kill(pid, signal);
+
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);
 }

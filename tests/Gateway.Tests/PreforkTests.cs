@@ -165,6 +165,63 @@ public sealed class PreforkTests
     }
 
     [Fact]
+    public async Task TheListingMergesEveryWorkersConnectionsAndNamesAWorkerThatDoesNotAnswer()
+    {
+        await using var gateway = await StartAsync("async");
+        using var timeout = new CancellationTokenSource(Patience);
+        using var admin = new AdminApi(gateway);
+        var clients = new List<System.Net.Sockets.Socket>();
+        try
+        {
+            // Echo clients of 100..800 bytes; the kernel spreads them over both workers.
+            for (var size = 100; size <= 800; size += 100)
+            {
+                var client = await TcpClients.ConnectAsync(gateway.Echo, cancellationToken: timeout.Token);
+                clients.Add(client);
+                await client.SendAsync(new byte[size], System.Net.Sockets.SocketFlags.None, timeout.Token);
+                var back = new byte[size];
+                for (var got = 0; got < size;)
+                {
+                    got += await client.ReceiveAsync(back.AsMemory(got), System.Net.Sockets.SocketFlags.None, timeout.Token);
+                }
+            }
+
+            var page = await admin.WaitForAsync("/admin/connections?protocol=echo&sort=-bytesIn&offset=1&limit=3",
+                p => p.Num("total") == 8 && p.Items().All(i => i.Num("bytesOut") == i.Num("bytesIn")));
+            Assert.Equal([700L, 600, 500], page.Items().Select(i => i.Num("bytesIn")));
+            Assert.Empty(page.GetProperty("unansweredWorkers").EnumerateArray());
+            var all = await admin.GetJsonAsync("/admin/connections?protocol=echo&limit=100");
+            var byWorker = all.Items().GroupBy(i => i.GetProperty("worker").GetInt32()).ToDictionary(g => g.Key, g => g.Count());
+            Assert.Equal(8, byWorker.Values.Sum());
+
+            // A worker that is stopped (SIGSTOP) cannot answer: the listing says so instead of silently
+            // listing fewer connections.
+            var stoppedIndex = byWorker.Keys.First();
+            var stopped = (await WorkersAsync(admin)).First(w => w.GetProperty("index").GetInt32() == stoppedIndex).GetProperty("pid").GetInt32();
+            Assert.Equal(0, GatewayProcess.Signal(stopped, SigStop));
+            try
+            {
+                var partial = await admin.GetJsonAsync("/admin/connections?protocol=echo&limit=100");
+                Assert.Equal([stoppedIndex], partial.GetProperty("unansweredWorkers").EnumerateArray().Select(w => w.GetInt32()));
+                Assert.Equal(8 - byWorker[stoppedIndex], partial.Num("total"));
+            }
+            finally
+            {
+                Assert.Equal(0, GatewayProcess.Signal(stopped, SigCont));
+            }
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
+    }
+
+    private const int SigStop = 19, SigCont = 18;
+
+    [Fact]
     public async Task SyncWorkersServeOneClientEachAndAThirdWaitsForOneToLeave()
     {
         await using var gateway = await StartAsync("sync");

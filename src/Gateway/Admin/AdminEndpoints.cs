@@ -22,20 +22,22 @@ public static partial class AdminEndpoints
         admin.MapGet("/connections", ListConnections)
             .WithName("ListConnections")
             .WithSummary("List live connections")
-            .WithDescription("Every live protocol connection, filtered, sorted and paged. `total` counts all matches; `items` is one page.")
+            .WithDescription("Every live protocol connection, the prefork workers' included (ids `w<worker>-...`), filtered, sorted and paged. `total` counts all matches; `items` is one page; `unansweredWorkers` names workers that did not answer in time.")
             .ProducesValidationProblem();
 
         admin.MapGet("/connections/{id}", GetConnection)
             .WithName("GetConnection")
             .WithSummary("One live connection")
             .WithDescription("The connection with this id, or 404 when it is not (or no longer) open.")
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status504GatewayTimeout);
 
         admin.MapDelete("/connections/{id}", CloseConnection)
             .WithName("CloseConnection")
             .WithSummary("Close a connection")
             .WithDescription("Asks the connection to close gracefully (its request in progress finishes; FTP says 421), then aborts it after Gateway:Admin:CloseGraceSeconds. The reason is logged and counted.")
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status504GatewayTimeout);
 
         admin.MapGet("/listeners", ListListeners)
             .WithName("ListListeners")
@@ -50,39 +52,47 @@ public static partial class AdminEndpoints
         return endpoints;
     }
 
-    private static Results<Ok<ConnectionPage>, ValidationProblem> ListConnections(
-        [AsParameters] ConnectionQuery query, ConnectionRegistry registry)
+    private static async Task<Results<Ok<ConnectionPage>, ValidationProblem>> ListConnections(
+        [AsParameters] ConnectionQuery query, ConnectionRegistry registry, WorkerPool pool)
     {
         if (query.Problem() is { } problem)
         {
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["query"] = [problem] });
         }
 
-        return TypedResults.Ok(registry.List(query));
+        return TypedResults.Ok(pool.IsActive ? await pool.ListAsync(query, registry.List) : registry.List(query));
     }
 
-    private static Results<Ok<ConnectionSnapshot>, ProblemHttpResult> GetConnection(string id, ConnectionRegistry registry) =>
-        registry.Find(id) is { } record
-            ? TypedResults.Ok(record.Snapshot(Environment.TickCount64))
-            : NotFound(id);
-
-    private static Results<Accepted<CloseAccepted>, ProblemHttpResult> CloseConnection(
-        string id, string? reason, ConnectionRegistry registry, GatewayMetrics metrics, AdminOptions options, ILogger<ConnectionRegistry> logger)
+    private static async Task<Results<Ok<ConnectionSnapshot>, ProblemHttpResult>> GetConnection(string id, ConnectionRegistry registry, WorkerPool pool)
     {
-        if (registry.Find(id) is not { } record)
+        if (WorkerPool.TryParseConnectionId(id, out var worker, out var inner))
+        {
+            var (answered, connection) = await pool.GetAsync(worker, inner);
+            return !answered ? Unanswered(worker) : connection is null ? NotFound(id) : TypedResults.Ok(connection);
+        }
+
+        return registry.Find(id) is { } record ? TypedResults.Ok(record.Snapshot(Environment.TickCount64)) : NotFound(id);
+    }
+
+    private static async Task<Results<Accepted<CloseAccepted>, ProblemHttpResult>> CloseConnection(
+        string id, string? reason, ConnectionCloser closer, WorkerPool pool)
+    {
+        reason = ConnectionCloser.ReasonOrDefault(reason);
+        if (WorkerPool.TryParseConnectionId(id, out var worker, out var inner))
+        {
+            // The worker that owns it closes it, with the same grace, count and log line.
+            var (answered, found) = await pool.CloseAsync(worker, inner, reason);
+            if (!answered || !found)
+            {
+                return !answered ? Unanswered(worker) : NotFound(id);
+            }
+        }
+        else if (!closer.Close(id, reason))
         {
             return NotFound(id);
         }
 
-        reason = string.IsNullOrWhiteSpace(reason) ? "no reason given" : reason.Trim();
-        var grace = TimeSpan.FromSeconds(options.CloseGraceSeconds);
-        if (record.RequestClose(reason, grace))
-        {
-            metrics.ClosedByAdmin(record.Listener);
-            LogClosing(logger, id, record.Listener.Protocol, record.Remote, reason);
-        }
-
-        return TypedResults.Accepted($"/admin/connections/{id}", new CloseAccepted(id, "closing", reason, grace.TotalSeconds));
+        return TypedResults.Accepted($"/admin/connections/{id}", new CloseAccepted(id, "closing", reason, closer.Grace.TotalSeconds));
     }
 
     private static Ok<ListenerInfo[]> ListListeners(GatewayListeners listeners, ConnectionRegistry registry) =>
@@ -100,6 +110,8 @@ public static partial class AdminEndpoints
         title: "No such connection",
         detail: $"No open connection has id '{id}'.");
 
-    [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Closing {Protocol} connection {Id} from {Remote} by admin request: {Reason}")]
-    private static partial void LogClosing(ILogger logger, string id, string protocol, string remote, string reason);
+    private static ProblemHttpResult Unanswered(int worker) => TypedResults.Problem(
+        statusCode: StatusCodes.Status504GatewayTimeout,
+        title: "Worker did not answer",
+        detail: $"Worker {worker} of the prefork pool did not answer in time; try again, or see GET /admin/workers.");
 }

@@ -138,7 +138,7 @@ public sealed class ConnectionRecord : IProtocolActivityFeature
     {
         var last = LastActivityTick;
         return new ConnectionSnapshot(
-            Id, Listener.Protocol, ListenerPort, Listener.Model, Worker: null, Remote, Local,
+            Id, Listener.Protocol, ListenerPort, Listener.Model, Listener.ModelFeature.Worker, Remote, Local,
             ConnectedAt, ConnectedAt.AddMilliseconds(last - _connectedTick),
             AgeSeconds: Math.Round((nowTick - _connectedTick) / 1000.0, 3),
             IdleSeconds: Math.Round(Math.Max(0, nowTick - last) / 1000.0, 3),

@@ -48,6 +48,7 @@ public static partial class GatewayHost
         builder.Services.AddSingleton<ConnectionAdmission>();
         builder.Services.AddSingleton<ConnectionRegistry>();
         builder.Services.AddSingleton<ConnectionMiddleware>();
+        builder.Services.AddSingleton<ConnectionCloser>();
         builder.Services.AddSingleton(sp => new GatewayListeners(endpoints, sp.GetRequiredService<ILogger<GatewayListeners>>(), worker));
         if (worker is null)
         {

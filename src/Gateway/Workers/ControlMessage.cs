@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Gateway.Connections;
 
 namespace Gateway.Workers;
 
@@ -11,11 +12,32 @@ namespace Gateway.Workers;
 /// <remarks>
 /// Worker → supervisor: <c>hello</c> (index, pid, token), <c>ready</c>, <c>heartbeat</c> (connections).
 /// Supervisor → worker: <c>sockets</c> (listeners; the descriptors travel with this frame as SCM_RIGHTS),
-/// <c>drain</c>.
+/// <c>drain</c>. Requests the worker answers with the same <see cref="RequestId"/>: <c>list</c> (query) →
+/// <c>page</c>; <c>get</c> (id) → <c>connection</c> (null when it has no such connection); <c>close</c> (id,
+/// reason) → <c>closing</c> (found, grace).
 /// </remarks>
 internal sealed record ControlMessage(string Type)
 {
     public const string Hello = "hello", Sockets = "sockets", Ready = "ready", Heartbeat = "heartbeat", Drain = "drain";
+    public const string List = "list", Page = "page", Get = "get", Connection = "connection", Close = "close", Closing = "closing";
+
+    /// <summary>Pairs a request with its answer.</summary>
+    public long? RequestId { get; init; }
+
+    public ConnectionQuery? Query { get; init; }
+
+    [JsonPropertyName("page")]
+    public ConnectionPage? Listing { get; init; }
+
+    public string? Id { get; init; }
+
+    public string? Reason { get; init; }
+
+    /// <summary><c>connection</c>: the connection asked for; null when the worker has none by that id.</summary>
+    public ConnectionSnapshot? Snapshot { get; init; }
+
+    /// <summary><c>closing</c>: whether the worker had the connection.</summary>
+    public bool? Found { get; init; }
 
     public int? Index { get; init; }
 

@@ -88,7 +88,7 @@ public static partial class WorkerHost
         var registry = app.Services.GetRequiredService<ConnectionRegistry>();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(lifetime.ApplicationStopping);
         var heartbeats = HeartbeatAsync(channel, registry, stop.Token);
-        _ = ListenAsync(channel, lifetime, logger, index);
+        _ = ListenAsync(channel, app.Services, logger, index);
         await app.WaitForShutdownAsync();
         await stop.CancelAsync();
         await heartbeats;
@@ -140,14 +140,38 @@ public static partial class WorkerHost
         }
     }
 
-    /// <summary>Drain on the supervisor's word; exit at once if the supervisor is gone.</summary>
-    private static async Task ListenAsync(ControlChannel channel, IHostApplicationLifetime lifetime, ILogger logger, int index)
+    /// <summary>
+    /// The supervisor's requests: drain, and the admin API's questions about this worker's connections. Exits
+    /// at once if the supervisor is gone.
+    /// </summary>
+    private static async Task ListenAsync(ControlChannel channel, IServiceProvider services, ILogger logger, int index)
     {
+        var lifetime = services.GetRequiredService<IHostApplicationLifetime>();
+        var registry = services.GetRequiredService<ConnectionRegistry>();
+        var closer = services.GetRequiredService<ConnectionCloser>();
         try
         {
             while (await channel.ReadAsync() is { } message)
             {
-                if (message.Type == ControlMessage.Drain)
+                var answer = message.Type switch
+                {
+                    ControlMessage.List when message.Query is { } query =>
+                        new ControlMessage(ControlMessage.Page) { Listing = registry.List(query) },
+                    ControlMessage.Get => new ControlMessage(ControlMessage.Connection)
+                    {
+                        Snapshot = registry.Find(message.Id ?? "")?.Snapshot(Environment.TickCount64),
+                    },
+                    ControlMessage.Close => new ControlMessage(ControlMessage.Closing)
+                    {
+                        Found = closer.Close(message.Id ?? "", ConnectionCloser.ReasonOrDefault(message.Reason)),
+                    },
+                    _ => null,
+                };
+                if (answer is not null)
+                {
+                    await channel.SendAsync(answer with { RequestId = message.RequestId });
+                }
+                else if (message.Type == ControlMessage.Drain)
                 {
                     LogDraining(logger, index);
                     lifetime.StopApplication();

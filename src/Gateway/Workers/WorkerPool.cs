@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Reflection;
 using System.Security.Cryptography;
 using Gateway.Admin;
+using Gateway.Connections;
 using Gateway.Listeners;
 using Gateway.Models.Native;
 
@@ -38,6 +39,11 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     /// <summary>In sync mode a worker's blocking accept(2) gives up this often, to notice a drain.</summary>
     private static readonly TimeSpan SyncAcceptWake = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>How long the admin API waits for a worker's answer before reporting it as unanswered.</summary>
+    private static readonly TimeSpan AnswerTimeout = TimeSpan.FromSeconds(2);
+
+    private long _lastRequestId;
+
     private readonly GatewayOptions _options;
     private readonly GatewayListeners _listeners;
     private readonly ILogger<WorkerPool> _logger;
@@ -64,6 +70,105 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     public bool IsActive => _slots.Length > 0;
 
     public IReadOnlyList<WorkerInfo> Workers() => [.. _slots.Select(s => s.Snapshot(Mode))];
+
+    /// <summary>A worker's connection as the admin API names it: the worker's own id is unique in that process only.</summary>
+    public static string ConnectionId(int worker, string id) => $"w{worker}-{id}";
+
+    public static bool TryParseConnectionId(string id, out int worker, out string inner)
+    {
+        worker = -1;
+        inner = "";
+        var dash = id.IndexOf('-', StringComparison.Ordinal);
+        if (!id.StartsWith('w') || dash < 2
+            || !int.TryParse(id.AsSpan(1, dash - 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out worker))
+        {
+            return false;
+        }
+
+        inner = id[(dash + 1)..];
+        return true;
+    }
+
+    /// <summary>
+    /// The listing across the pool: this process's page merged with each worker's, in the query's order. Each
+    /// process returns its first offset+limit matches, so the merged page is exact; a worker that does not
+    /// answer in time is named in <see cref="ConnectionPage.UnansweredWorkers"/>.
+    /// </summary>
+    public async Task<ConnectionPage> ListAsync(ConnectionQuery query, Func<ConnectionQuery, ConnectionPage> local)
+    {
+        var offset = query.Offset ?? 0;
+        var limit = query.Limit ?? ConnectionQuery.DefaultLimit;
+        var each = query with { Offset = 0, Limit = Math.Min(offset + limit, int.MaxValue) };
+        var asked = _slots.Select(slot => (slot.Index, Answer: RequestAsync(slot, new ControlMessage(ControlMessage.List) { Query = each }))).ToArray();
+        var pages = new List<ConnectionPage> { local(each) };
+        var unanswered = new List<int>();
+        foreach (var (index, answer) in asked)
+        {
+            if (await answer is { Listing: { } page })
+            {
+                pages.Add(page with { Items = [.. page.Items.Select(c => c with { Id = ConnectionId(index, c.Id), Worker = index })] });
+            }
+            else
+            {
+                unanswered.Add(index);
+            }
+        }
+
+        var merged = pages.SelectMany(p => p.Items).ToList();
+        merged.Sort(ConnectionSnapshotOrder.For(query.Sort));
+        return new ConnectionPage(pages.Sum(p => p.Total), offset, limit, [.. merged.Skip(offset).Take(limit)]) { UnansweredWorkers = unanswered };
+    }
+
+    /// <summary>A worker's connection; Answered false when the worker did not answer in time.</summary>
+    public async Task<(bool Answered, ConnectionSnapshot? Connection)> GetAsync(int worker, string id)
+    {
+        if (worker < 0 || worker >= _slots.Length)
+        {
+            return (true, null);
+        }
+
+        var answer = await RequestAsync(_slots[worker], new ControlMessage(ControlMessage.Get) { Id = id });
+        return (answer is not null, answer?.Snapshot is { } c ? c with { Id = ConnectionId(worker, c.Id), Worker = worker } : null);
+    }
+
+    /// <summary>Passes a close request on to the worker that owns the connection.</summary>
+    public async Task<(bool Answered, bool Found)> CloseAsync(int worker, string id, string reason)
+    {
+        if (worker < 0 || worker >= _slots.Length)
+        {
+            return (true, false);
+        }
+
+        var answer = await RequestAsync(_slots[worker], new ControlMessage(ControlMessage.Close) { Id = id, Reason = reason });
+        return (answer is not null, answer?.Found == true);
+    }
+
+    /// <summary>Sends a request to a worker and waits for its answer; null when it has none in time (or no channel).</summary>
+    private async Task<ControlMessage?> RequestAsync(WorkerSlot slot, ControlMessage request)
+    {
+        if (slot.Channel is not { } channel)
+        {
+            return null;
+        }
+
+        var id = Interlocked.Increment(ref _lastRequestId);
+        var answer = new TaskCompletionSource<ControlMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        slot.Pending[id] = answer;
+        try
+        {
+            using var timeout = new CancellationTokenSource(AnswerTimeout);
+            await channel.SendAsync(request with { RequestId = id }, timeout.Token);
+            return await answer.Task.WaitAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            return null;
+        }
+        finally
+        {
+            slot.Pending.TryRemove(id, out _);
+        }
+    }
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -366,6 +471,12 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
             while (await channel.ReadAsync() is { } message)
             {
                 slot.LastHeartbeatTick = Environment.TickCount64;
+                if (message.RequestId is { } answered && slot.Pending.TryRemove(answered, out var waiting))
+                {
+                    waiting.TrySetResult(message);
+                    continue;
+                }
+
                 switch (message.Type)
                 {
                     case ControlMessage.Ready:

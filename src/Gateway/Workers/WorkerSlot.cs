@@ -32,6 +32,9 @@ internal sealed class WorkerSlot(int index)
 
     public ControlChannel? Channel { get; set; }
 
+    /// <summary>Requests sent to the current process and not answered yet, by request id.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<long, TaskCompletionSource<ControlMessage>> Pending { get; } = new();
+
     /// <summary>Completes when the current process has said it serves (or has exited).</summary>
     public TaskCompletionSource Ready { get; set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
