@@ -22,7 +22,7 @@ public sealed class ConfigurationTests
     [InlineData("--Gateway:Listeners:Rpc:Port=abc", "Gateway:Listeners:Rpc:Port", "not a TCP port")]
     [InlineData("--Gateway:Listeners:Echo:Port=65536", "Gateway:Listeners:Echo:Port", "not a TCP port")]
     [InlineData("--Gateway:Listeners:Rpc:Model=turbo", "Gateway:Listeners:Rpc:Model", "not a model")]
-    [InlineData("--Gateway:Listeners:Echo:Model=prefork --Gateway:Workers:Mode=per-connection", "Gateway:Workers:Mode", "not available yet")]
+    [InlineData("--Gateway:Workers:MaxProcesses=-1", "Gateway:Workers:MaxProcesses", "0 (64 per core) or more")]
     [InlineData("--Gateway:Workers:Count=-2", "Gateway:Workers:Count", "0 (one per core) or more")]
     [InlineData("--Gateway:Models:ReactorThreads=-1", "Gateway:Models:ReactorThreads", "0 (one per two cores) to 256")]
     [InlineData("--Gateway:Listeners:Ftp:Enabled=true --Gateway:Listeners:Ftp:PassivePorts=80-90", "Gateway:Listeners:Ftp:PassivePorts", "1024-65535")]

@@ -31,16 +31,18 @@ public static class Models
     public static readonly string[] Names = ["kestrel", "epoll", "epoll-et", "poll", "select", "threads", "iterative"];
 
     /// <summary>The prefork pool, two workers, in each of its modes ("prefork" is async).</summary>
-    public static readonly string[] Pools = ["prefork", "prefork-sync"];
+    public static readonly string[] Pools = ["prefork", "prefork-sync", "prefork-per-connection"];
 
     /// <summary>Every way to serve a listener: the protocol suites run on each.</summary>
     public static TheoryData<string> All => [.. Names, .. Pools];
 
     /// <summary>
     /// The models that serve many clients at the same time: all but the loop server, which takes one at a
-    /// time, and the sync pool, which takes one per worker.
+    /// time, and the sync pool, which takes one per worker. (The per-connection pool does serve many, but a
+    /// process each: a thousand clients would be a thousand .NET processes on a two-core machine.)
     /// </summary>
-    public static TheoryData<string> Concurrent => [.. Names.Concat(Pools).Where(n => n is not ("iterative" or "prefork-sync"))];
+    public static TheoryData<string> Concurrent =>
+        [.. Names.Concat(Pools).Where(n => n is not ("iterative" or "prefork-sync" or "prefork-per-connection"))];
 
     /// <summary>The in-process models alone (the admin API does not list a pool's connections yet).</summary>
     public static TheoryData<string> InProcess => [.. Names];
@@ -52,6 +54,7 @@ public static class Models
         {
             "prefork" => ("prefork", new[] { "--Gateway:Workers:Count=2", "--Gateway:Workers:Mode=async" }),
             "prefork-sync" => ("prefork", new[] { "--Gateway:Workers:Count=2", "--Gateway:Workers:Mode=sync" }),
+            "prefork-per-connection" => ("prefork", new[] { "--Gateway:Workers:Mode=per-connection" }),
             _ => (model, Array.Empty<string>()),
         };
         return [.. listeners.Select(l => $"--Gateway:Listeners:{l}:Model={name}"), .. extra];

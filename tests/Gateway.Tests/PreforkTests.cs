@@ -242,6 +242,74 @@ public sealed class PreforkTests
     }
 
     [Fact]
+    public async Task PerConnectionStartsAProcessForEachClientAndReapsItWhenTheClientLeaves()
+    {
+        await using var gateway = await GatewayProcess.StartAsync(
+            [.. GatewayProcess.LoopbackArgs, "--Gateway:Listeners:Rpc:Model=prefork", "--Gateway:Workers:Mode=per-connection"]);
+        using var timeout = new CancellationTokenSource(Patience);
+        using var admin = new AdminApi(gateway);
+        Assert.Empty(await WorkersAsync(admin)); // nothing runs until a client comes
+
+        var connections = new List<RpcConnection>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                connections.Add(await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token));
+            }
+
+            var pids = new List<int>();
+            foreach (var connection in connections)
+            {
+                var (pid, worker, model) = await WhoAmIAsync(connection, timeout.Token);
+                Assert.Equal("prefork", model);
+                Assert.Equal(gateway.Pid, ParentOf(pid));
+                pids.Add(pid);
+            }
+
+            Assert.Equal(3, pids.Distinct().Count());
+            var listed = await WorkersAsync(admin);
+            Assert.Equal(pids.Order(), listed.Select(w => w.GetProperty("pid").GetInt32()).Order());
+            Assert.All(listed, w => Assert.Equal("per-connection", w.Str("mode")));
+
+            foreach (var connection in connections)
+            {
+                await connection.DisposeAsync();
+            }
+
+            connections.Clear();
+            await WaitUntilGoneAsync(pids); // exited and reaped: no zombie left
+            await admin.WaitForAsync("/admin/workers", json => json.GetArrayLength() == 0);
+        }
+        finally
+        {
+            foreach (var connection in connections)
+            {
+                await connection.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task PerConnectionAtItsProcessCapMakesTheNextClientWait()
+    {
+        await using var gateway = await GatewayProcess.StartAsync(
+        [
+            .. GatewayProcess.LoopbackArgs, "--Gateway:Listeners:Rpc:Model=prefork", "--Gateway:Workers:Mode=per-connection",
+            "--Gateway:Workers:MaxProcesses=1",
+        ]);
+        using var timeout = new CancellationTokenSource(Patience);
+        await using var first = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token);
+        var (firstPid, _, _) = await WhoAmIAsync(first, timeout.Token);
+        await using var second = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token);
+        var waiting = WhoAmIAsync(second, timeout.Token);
+        Assert.NotSame(waiting, await Task.WhenAny(waiting, Task.Delay(TimeSpan.FromSeconds(2), timeout.Token)));
+
+        await first.DisposeAsync();
+        Assert.NotEqual(firstPid, (await waiting).Pid); // a fresh process, once the first one's has gone
+    }
+
+    [Fact]
     public async Task SigtermDrainsEveryWorkerAndLeavesNoProcessBehind()
     {
         await using var gateway = await StartAsync("async");

@@ -108,10 +108,11 @@ public static partial class GatewayHost
             (first, last) = (50000, 50099);
         }
 
-        if (worker is not null)
+        if (worker is { Mode: not "per-connection" })
         {
             // A PASV data connection must reach the worker that owns the control session, so each worker
             // listens on its own slice of the range (checked at start to leave every worker at least one port).
+            // A per-connection worker binds whichever port of the whole range is free, as the gateway does.
             var size = (last - first + 1) / worker.Workers;
             first += worker.Index * size;
             last = first + size - 1;

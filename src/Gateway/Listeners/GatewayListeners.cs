@@ -133,11 +133,22 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
         {
             // A prefork worker: the supervisor's sockets. async: Kestrel's own event loop accepts on them (the
             // nginx worker); sync: the loop server's one-at-a-time accept (the classic prefork child).
-            foreach (var socket in worker.Sockets[endpoint.Key].Descriptors)
+            var sockets = worker.Sockets[endpoint.Key];
+            foreach (var socket in sockets.Descriptors)
             {
-                if (worker.Mode == "sync")
+                if (sockets.Connected)
                 {
-                    var address = new IPEndPoint(IPAddress.IPv6Any, worker.Sockets[endpoint.Key].Port);
+                    // per-connection: the one connection the supervisor accepted for this process.
+                    var address = new IPEndPoint(IPAddress.IPv6Any, sockets.Port);
+                    kestrel.Listen(new ModelEndPoint(address, ModelTransportFactory.SingleConnection, endpoint.Key)
+                    {
+                        InheritedSocket = socket,
+                        OnServed = () => worker.Served.TrySetResult(),
+                    }, configure);
+                }
+                else if (worker.Mode == "sync")
+                {
+                    var address = new IPEndPoint(IPAddress.IPv6Any, sockets.Port);
                     kestrel.Listen(new ModelEndPoint(address, "iterative", endpoint.Key) { InheritedSocket = socket }, configure);
                 }
                 else

@@ -17,7 +17,7 @@ public static class ServerModels
     public static IReadOnlyList<string> WorkerModes { get; } = ["async", "sync", "per-connection"];
 
     /// <summary>The worker modes this build implements.</summary>
-    public static IReadOnlyList<string> AvailableWorkerModes { get; } = ["async", "sync"];
+    public static IReadOnlyList<string> AvailableWorkerModes { get; } = ["async", "sync", "per-connection"];
 }
 
 /// <summary>The protocols a listener can serve; a listener's configuration key names its protocol.</summary>

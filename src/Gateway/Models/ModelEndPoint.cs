@@ -24,6 +24,9 @@ public sealed class ModelEndPoint(IPEndPoint address, string model, string liste
     /// </summary>
     public int? InheritedSocket { get; init; }
 
+    /// <summary>The <see cref="ModelTransportFactory.SingleConnection"/> transport: its one connection is over.</summary>
+    public Action? OnServed { get; init; }
+
     public override AddressFamily AddressFamily => Address.AddressFamily;
 
     public override string ToString() => Address.ToString();

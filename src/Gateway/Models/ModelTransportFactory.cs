@@ -18,6 +18,9 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
 {
     public static readonly IReadOnlyList<string> Reactors = ["epoll", "epoll-et", "poll", "select"];
 
+    /// <summary>Not a model of its own: a per-connection worker's one passed connection.</summary>
+    public const string SingleConnection = "single-connection";
+
     /// <summary>
     /// One reactor thread per two cores, at least one. The issue asked for one per core; measured here
     /// (bench/models, 2 cores) two reactor threads served request/response traffic at 0.8× Kestrel's sockets and one at 1.1×:
@@ -61,6 +64,7 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
             "select" => new ReactorListener(model, threads, () => new SelectReadiness(), reactor),
             "threads" => new BlockingListener(model, oneAtATime: false, reactor.Input, OutputPipe, reactor.OnAcceptFailed),
             "iterative" => new BlockingListener(model, oneAtATime: true, reactor.Input, OutputPipe, reactor.OnAcceptFailed),
+            SingleConnection => new SingleConnectionListener(model, reactor.Input, OutputPipe),
             _ => throw new NotSupportedException($"model {model.Model} is not an in-process transport"),
         };
         return ValueTask.FromResult(listener);

@@ -60,7 +60,11 @@ internal sealed record ControlMessage(string Type)
 }
 
 /// <summary>A listener's descriptors in a <c>sockets</c> message: <see cref="Count"/> of them, for <see cref="Key"/>.</summary>
-internal sealed record PassedListener(string Key, int Count, int Port);
+internal sealed record PassedListener(string Key, int Count, int Port)
+{
+    /// <summary>The descriptor is an accepted connection (per-connection mode), not a listen socket.</summary>
+    public bool Connected { get; init; }
+}
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(ControlMessage))]

@@ -83,16 +83,24 @@ public static partial class WorkerHost
         }
 
         var served = string.Join(", ", listeners.Stats.Select(s => s.Endpoint.Name));
-        LogServing(logger, index, Environment.ProcessId, served, role.Mode);
+        if (role.Mode != "per-connection")
+        {
+            LogServing(logger, index, Environment.ProcessId, served, role.Mode); // not once per connection
+        }
         var lifetime = app.Lifetime;
         var registry = app.Services.GetRequiredService<ConnectionRegistry>();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(lifetime.ApplicationStopping);
         var heartbeats = HeartbeatAsync(channel, registry, stop.Token);
         _ = ListenAsync(channel, app.Services, logger, index);
+        _ = role.Served.Task.ContinueWith(_ => lifetime.StopApplication(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         await app.WaitForShutdownAsync();
         await stop.CancelAsync();
         await heartbeats;
-        LogStopped(logger, index);
+        if (role.Mode != "per-connection")
+        {
+            LogStopped(logger, index);
+        }
+
         return 0;
     }
 
@@ -108,7 +116,7 @@ public static partial class WorkerHost
                 throw new InvalidDataException($"the supervisor named {listener.Count} sockets for {listener.Key} but passed fewer");
             }
 
-            assigned[listener.Key] = new WorkerSockets(listener.Port, descriptors[next..(next + listener.Count)]);
+            assigned[listener.Key] = new WorkerSockets(listener.Port, descriptors[next..(next + listener.Count)], listener.Connected);
             next += listener.Count;
         }
 

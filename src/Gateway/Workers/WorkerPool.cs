@@ -50,7 +50,13 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     private readonly List<PoolListener> _pool = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _supervisors = [];
-    private WorkerSlot[] _slots = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, WorkerSlot> _slots = new();
+    private readonly List<Thread> _acceptThreads = [];
+    private SemaphoreSlim? _processes;
+    private int _lastIndex = -1;
+    private int _fixedCount;
+    private string _controlPath = "";
+    private bool _active;
     private Socket? _controlServer;
     private DirectoryInfo? _controlDirectory;
     private Task _acceptingControl = Task.CompletedTask;
@@ -67,9 +73,13 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     public string Mode { get; }
 
     /// <summary>Whether any listener runs on the pool.</summary>
-    public bool IsActive => _slots.Length > 0;
+    public bool IsActive => _active;
 
-    public IReadOnlyList<WorkerInfo> Workers() => [.. _slots.Select(s => s.Snapshot(Mode))];
+    private bool PerConnection => Mode == "per-connection";
+
+    private IEnumerable<WorkerSlot> LiveSlots => _slots.Values.OrderBy(s => s.Index);
+
+    public IReadOnlyList<WorkerInfo> Workers() => [.. LiveSlots.Select(s => s.Snapshot(Mode))];
 
     /// <summary>A worker's connection as the admin API names it: the worker's own id is unique in that process only.</summary>
     public static string ConnectionId(int worker, string id) => $"w{worker}-{id}";
@@ -99,7 +109,7 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
         var offset = query.Offset ?? 0;
         var limit = query.Limit ?? ConnectionQuery.DefaultLimit;
         var each = query with { Offset = 0, Limit = Math.Min(offset + limit, int.MaxValue) };
-        var asked = _slots.Select(slot => (slot.Index, Answer: RequestAsync(slot, new ControlMessage(ControlMessage.List) { Query = each }))).ToArray();
+        var asked = LiveSlots.Select(slot => (slot.Index, Answer: RequestAsync(slot, new ControlMessage(ControlMessage.List) { Query = each }))).ToArray();
         var pages = new List<ConnectionPage> { local(each) };
         var unanswered = new List<int>();
         foreach (var (index, answer) in asked)
@@ -122,24 +132,24 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     /// <summary>A worker's connection; Answered false when the worker did not answer in time.</summary>
     public async Task<(bool Answered, ConnectionSnapshot? Connection)> GetAsync(int worker, string id)
     {
-        if (worker < 0 || worker >= _slots.Length)
+        if (!_slots.TryGetValue(worker, out var slot))
         {
             return (true, null);
         }
 
-        var answer = await RequestAsync(_slots[worker], new ControlMessage(ControlMessage.Get) { Id = id });
+        var answer = await RequestAsync(slot, new ControlMessage(ControlMessage.Get) { Id = id });
         return (answer is not null, answer?.Snapshot is { } c ? c with { Id = ConnectionId(worker, c.Id), Worker = worker } : null);
     }
 
     /// <summary>Passes a close request on to the worker that owns the connection.</summary>
     public async Task<(bool Answered, bool Found)> CloseAsync(int worker, string id, string reason)
     {
-        if (worker < 0 || worker >= _slots.Length)
+        if (!_slots.TryGetValue(worker, out var slot))
         {
             return (true, false);
         }
 
-        var answer = await RequestAsync(_slots[worker], new ControlMessage(ControlMessage.Close) { Id = id, Reason = reason });
+        var answer = await RequestAsync(slot, new ControlMessage(ControlMessage.Close) { Id = id, Reason = reason });
         return (answer is not null, answer?.Found == true);
     }
 
@@ -183,45 +193,144 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
             throw new PlatformNotSupportedException("the prefork model runs on Linux only; use kestrel");
         }
 
-        var count = _options.Workers.EffectiveCount;
+        _active = true;
+        _fixedCount = PerConnection ? 0 : _options.Workers.EffectiveCount;
         foreach (var endpoint in endpoints)
         {
-            _pool.Add(Bind(endpoint, count));
+            _pool.Add(Bind(endpoint, _fixedCount));
         }
 
         _controlDirectory = Directory.CreateTempSubdirectory("gateway-workers-"); // 0700: ours alone
-        var controlPath = Path.Combine(_controlDirectory.FullName, "control.sock");
+        _controlPath = Path.Combine(_controlDirectory.FullName, "control.sock");
         _controlServer = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        _controlServer.Bind(new UnixDomainSocketEndPoint(controlPath));
-        _controlServer.Listen(count * 2);
+        _controlServer.Bind(new UnixDomainSocketEndPoint(_controlPath));
+        _controlServer.Listen(512);
         _acceptingControl = AcceptControlAsync(_controlServer);
-
-        _slots = [.. Enumerable.Range(0, count).Select(i => new WorkerSlot(i))];
-        foreach (var slot in _slots)
-        {
-            _supervisors.Add(SuperviseAsync(slot, controlPath));
-        }
-
         _watching = WatchHeartbeatsAsync();
 
+        if (PerConnection)
+        {
+            // The fork server: this process accepts, and each connection gets a fresh worker process.
+            var max = _options.Workers.MaxProcesses > 0 ? _options.Workers.MaxProcesses : 64 * Environment.ProcessorCount;
+            _processes = new SemaphoreSlim(max, max);
+            foreach (var listener in _pool)
+            {
+                foreach (var socket in listener.SocketsFor(0))
+                {
+                    var thread = new Thread(() => AcceptConnections(listener, socket)) { IsBackground = true, Name = $"per-connection accept :{listener.Port}" };
+                    _acceptThreads.Add(thread);
+                    thread.Start();
+                }
+            }
+
+            return;
+        }
+
+        for (var i = 0; i < _fixedCount; i++)
+        {
+            var slot = new WorkerSlot(Interlocked.Increment(ref _lastIndex));
+            _slots[slot.Index] = slot;
+            _supervisors.Add(SuperviseAsync(slot, _controlPath));
+        }
+
         // Serve before saying "started": wait for every worker's first ready (a slow one is logged, not fatal).
-        var ready = Task.WhenAll(_slots.Select(s => s.Ready.Task));
+        var ready = Task.WhenAll(_slots.Values.Select(s => s.Ready.Task));
         if (await Task.WhenAny(ready, Task.Delay(TimeSpan.FromSeconds(60), cancellationToken)) != ready)
         {
-            LogSlowStart(_logger, _slots.Count(s => !s.Ready.Task.IsCompleted));
+            LogSlowStart(_logger, _slots.Values.Count(s => !s.Ready.Task.IsCompleted));
+        }
+    }
+
+    /// <summary>
+    /// per-connection: takes a process slot, then accepts one connection and starts a worker for it. At the
+    /// cap no slot is free, so nothing is accepted: clients wait in the backlog, as they would for fork().
+    /// </summary>
+    private void AcceptConnections(PoolListener listener, FileDescriptor socket)
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            if (!_processes!.Wait(SyncAcceptWake))
+            {
+                continue;
+            }
+
+            FileDescriptor? connection;
+            try
+            {
+                var result = NativeSocket.Accept(socket, nonBlocking: false, out connection);
+                if (connection is null)
+                {
+                    _processes.Release();
+                    if (result.Error is Errno.TooManyFiles or Errno.TooManyFilesSystem or Errno.NoBuffers)
+                    {
+                        LogAcceptFailed(_logger, listener.Key, result.ToException("accept4").Message);
+                        Thread.Sleep(100);
+                    }
+
+                    continue; // SO_RCVTIMEO passed (look at the stop flag), EINTR, or a client that left
+                }
+            }
+            catch (ObjectDisposedException)
+            {
+                _processes.Release();
+                return; // stopping
+            }
+
+            // The connection inherited the listener's accept timeout; its reads must block.
+            _ = Libc.SetTimeout(connection, Libc.SoRcvTimeo, TimeSpan.Zero);
+            var slot = new WorkerSlot(Interlocked.Increment(ref _lastIndex)) { Connection = connection, ConnectionListener = listener };
+            _slots[slot.Index] = slot;
+            _ = RunConnectionWorkerAsync(slot);
+        }
+    }
+
+    private async Task RunConnectionWorkerAsync(WorkerSlot slot)
+    {
+        var finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_supervisors)
+        {
+            _supervisors.Add(finished.Task);
+        }
+
+        try
+        {
+            using var process = Spawn(slot, _controlPath);
+            await process.WaitForExitAsync(CancellationToken.None);
+            slot.State = WorkerStates.Exited;
+            if (process.ExitCode != 0)
+            {
+                LogConnectionWorkerFailed(_logger, slot.Index, slot.Pid, process.ExitCode);
+            }
+        }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or IOException)
+        {
+            LogSpawnFailed(_logger, slot.Index, e.Message); // the client sees its connection close
+        }
+        finally
+        {
+            slot.Connection?.Dispose(); // never handed over
+            slot.Ready.TrySetResult();
+            _slots.TryRemove(slot.Index, out _);
+            _processes!.Release();
+            finished.TrySetResult();
         }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (_slots.Length == 0)
+        if (!_active)
         {
             return;
         }
 
         await _stopping.CancelAsync();
-        LogDraining(_logger, _slots.Length);
-        foreach (var slot in _slots)
+        foreach (var thread in _acceptThreads)
+        {
+            thread.Join(); // each sees the stop within one accept timeout
+        }
+
+        LogDraining(_logger, _slots.Count);
+        foreach (var slot in LiveSlots)
         {
             if (slot.Channel is { } channel && slot.State != WorkerStates.Exited)
             {
@@ -246,10 +355,15 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
 
         // Workers drain within the shutdown timeout themselves; this waits a little longer, then kills.
         var deadline = TimeSpan.FromSeconds(_options.Limits.ShutdownTimeoutSeconds + 5);
-        var exited = Task.WhenAll(_supervisors);
+        Task exited;
+        lock (_supervisors)
+        {
+            exited = Task.WhenAll(_supervisors);
+        }
+
         if (await Task.WhenAny(exited, Task.Delay(deadline, CancellationToken.None)) != exited)
         {
-            foreach (var slot in _slots)
+            foreach (var slot in LiveSlots)
             {
                 if (slot.Process is { HasExited: false } process)
                 {
@@ -420,7 +534,14 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
         slot.Pid = process.Id;
         slot.StartedAt = DateTimeOffset.UtcNow;
         slot.StartedTick = slot.LastHeartbeatTick = Environment.TickCount64;
-        LogWorkerStarted(_logger, slot.Index, slot.Pid, Mode);
+        if (slot.Connection is null)
+        {
+            LogWorkerStarted(_logger, slot.Index, slot.Pid, Mode);
+        }
+        else
+        {
+            LogConnectionWorkerStarted(_logger, slot.Index, slot.Pid);
+        }
         return process;
     }
 
@@ -450,7 +571,7 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
         {
             using var helloTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             var hello = await channel.ReadAsync(helloTimeout.Token);
-            slot = hello is { Type: ControlMessage.Hello, Index: { } index } && index >= 0 && index < _slots.Length ? _slots[index] : null;
+            slot = hello is { Type: ControlMessage.Hello, Index: { } index } && _slots.TryGetValue(index, out var known) ? known : null;
             if (slot is null || hello!.Token != slot.Token || hello.Pid != slot.Pid || _stopping.IsCancellationRequested)
             {
                 LogStrangerOnControl(_logger);
@@ -459,14 +580,29 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
 
             var passed = new List<PassedListener>();
             var descriptors = new List<FileDescriptor>();
-            foreach (var listener in _pool)
+            if (slot.Connection is { } connection)
             {
-                var sockets = listener.SocketsFor(slot.Index);
-                passed.Add(new PassedListener(listener.Key, sockets.Length, listener.Port));
-                descriptors.AddRange(sockets);
+                passed.Add(new PassedListener(slot.ConnectionListener!.Key, 1, slot.ConnectionListener.Port) { Connected = true });
+                descriptors.Add(connection);
+            }
+            else
+            {
+                foreach (var listener in _pool)
+                {
+                    var sockets = listener.SocketsFor(slot.Index);
+                    passed.Add(new PassedListener(listener.Key, sockets.Length, listener.Port));
+                    descriptors.AddRange(sockets);
+                }
             }
 
-            SendSockets(channel, new ControlMessage(ControlMessage.Sockets) { Listeners = [.. passed], Workers = _slots.Length }, descriptors);
+            // A per-connection worker's FTP passive ports: the whole range (each binds a free one).
+            SendSockets(channel, new ControlMessage(ControlMessage.Sockets) { Listeners = [.. passed], Workers = Math.Max(1, _fixedCount) }, descriptors);
+            if (slot.Connection is not null)
+            {
+                slot.Connection.Dispose(); // the worker has its own copy now
+                slot.Connection = null;
+            }
+
             slot.Channel = channel;
             while (await channel.ReadAsync() is { } message)
             {
@@ -542,7 +678,7 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
         {
             while (await timer.WaitForNextTickAsync(_stopping.Token))
             {
-                foreach (var slot in _slots)
+                foreach (var slot in LiveSlots)
                 {
                     var silent = TimeSpan.FromMilliseconds(Environment.TickCount64 - slot.LastHeartbeatTick);
                     if (slot.State is WorkerStates.Ready or WorkerStates.Starting && silent > HeartbeatTimeout
@@ -561,8 +697,8 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
         }
     }
 
-    /// <summary>A prefork listener's sockets: one set for all workers (sync) or one set per worker (async).</summary>
-    private sealed class PoolListener(string key, int port, List<FileDescriptor[]> sets) : IDisposable
+    /// <summary>A prefork listener's sockets: one set for all workers (sync, per-connection) or one per worker (async).</summary>
+    internal sealed class PoolListener(string key, int port, List<FileDescriptor[]> sets) : IDisposable
     {
         public string Key { get; } = key;
 
@@ -605,4 +741,13 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
 
     [LoggerMessage(EventId = 68, Level = LogLevel.Warning, Message = "Worker {Index} (pid {Pid}) did not finish draining in time; killed")]
     private static partial void LogKilled(ILogger logger, int index, int pid);
+
+    [LoggerMessage(EventId = 58, Level = LogLevel.Debug, Message = "Connection worker {Index} started (pid {Pid})")]
+    private static partial void LogConnectionWorkerStarted(ILogger logger, int index, int pid);
+
+    [LoggerMessage(EventId = 69, Level = LogLevel.Warning, Message = "Connection worker {Index} (pid {Pid}) exited with code {Code}")]
+    private static partial void LogConnectionWorkerFailed(ILogger logger, int index, int pid, int code);
+
+    [LoggerMessage(EventId = 59, Level = LogLevel.Error, Message = "{Listener}: accept failed: {Reason}; retrying")]
+    private static partial void LogAcceptFailed(ILogger logger, string listener, string reason);
 }

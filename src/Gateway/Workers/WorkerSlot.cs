@@ -32,6 +32,11 @@ internal sealed class WorkerSlot(int index)
 
     public ControlChannel? Channel { get; set; }
 
+    /// <summary>per-connection: the accepted connection this slot's process will serve, until it is handed over.</summary>
+    public Models.Native.FileDescriptor? Connection { get; set; }
+
+    public WorkerPool.PoolListener? ConnectionListener { get; init; }
+
     /// <summary>Requests sent to the current process and not answered yet, by request id.</summary>
     public System.Collections.Concurrent.ConcurrentDictionary<long, TaskCompletionSource<ControlMessage>> Pending { get; } = new();
 
