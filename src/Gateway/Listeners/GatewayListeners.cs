@@ -27,7 +27,7 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
 
     /// <summary>One entry per protocol listener, in configuration order (in a worker: the ones it serves).</summary>
     public IReadOnlyList<ListenerStats> Stats { get; } =
-        endpoints.Where(e => e.Protocol is not null && (worker is null || e.Model == ServerModels.Prefork))
+        endpoints.Where(e => e.Protocol is not null && (worker is null || worker.Sockets.ContainsKey(e.Key)))
             .Select(e => new ListenerStats(e, worker?.Index)).ToArray();
 
     /// <summary>The listeners the worker pool serves.</summary>
@@ -53,9 +53,11 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
         foreach (var endpoint in endpoints)
         {
             var prefork = endpoint.Protocol is not null && endpoint.Model == ServerModels.Prefork;
-            if (prefork != (worker is not null))
+            if (prefork != (worker is not null) || (worker is not null && !worker.Sockets.ContainsKey(endpoint.Key)))
             {
-                continue; // the supervisor leaves these to the workers; a worker serves nothing else
+                // The supervisor leaves these to the workers; a worker serves what it was given sockets for
+                // (a per-connection worker: its connection's listener alone).
+                continue;
             }
 
             var stats = Stats.FirstOrDefault(s => s.Endpoint == endpoint);

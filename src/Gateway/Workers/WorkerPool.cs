@@ -31,6 +31,12 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     /// <summary>A worker that sends nothing for this long is hung: it is killed and replaced.</summary>
     private static readonly TimeSpan HeartbeatTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// A worker that has not said it serves this long after its start is stuck. Generous: a .NET process starts
+    /// in about half a second alone, but many at once on two cores (per-connection mode) take many seconds.
+    /// </summary>
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
+
     /// <summary>A worker that exits sooner than this after its start counts as a crash loop: back off.</summary>
     private static readonly TimeSpan StableAfter = TimeSpan.FromSeconds(10);
 
@@ -681,7 +687,8 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
                 foreach (var slot in LiveSlots)
                 {
                     var silent = TimeSpan.FromMilliseconds(Environment.TickCount64 - slot.LastHeartbeatTick);
-                    if (slot.State is WorkerStates.Ready or WorkerStates.Starting && silent > HeartbeatTimeout
+                    var limit = slot.State == WorkerStates.Starting ? StartTimeout : HeartbeatTimeout;
+                    if (slot.State is WorkerStates.Ready or WorkerStates.Starting && silent > limit
                         && slot.Process is { HasExited: false } process)
                     {
                         LogHung(_logger, slot.Index, slot.Pid, silent.TotalSeconds);
