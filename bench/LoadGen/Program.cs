@@ -10,6 +10,8 @@ using HdrHistogram;
 // Closed-loop load: each connection sends `pipeline` requests, waits for every reply, and repeats until the
 // time is up. Requests are encoded once; replies are counted by their length prefix and not parsed, so the
 // generator spends its CPU on sockets rather than on JSON. One JSON line on stdout per run.
+// With --reconnect 1 each client opens a new connection for every batch (connect, requests, close): the
+// connection rate, and latency measured from the connect.
 var options = LoadOptions.Parse(args);
 if (options is null)
 {
@@ -25,14 +27,14 @@ var measureFrom = start + (long)(options.Warmup.TotalSeconds * Stopwatch.Frequen
 var stopAt = measureFrom + (long)(options.Duration.TotalSeconds * Stopwatch.Frequency);
 
 var sockets = new List<Socket>();
-for (var i = 0; i < options.Connections; i++)
+for (var i = 0; i < options.Connections && !options.Reconnect; i++)
 {
-    var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-    await socket.ConnectAsync(endpoint);
-    sockets.Add(socket);
+    sockets.Add(await ConnectAsync());
 }
 
-var results = await Task.WhenAll(sockets.Select(s => Task.Run(() => RunConnectionAsync(s))));
+var results = options.Reconnect
+    ? await Task.WhenAll(Enumerable.Range(0, options.Connections).Select(_ => Task.Run(RunReconnectingAsync)))
+    : await Task.WhenAll(sockets.Select(s => Task.Run(() => RunConnectionAsync(s))));
 var latency = new LongHistogram(TimeStamp.Minutes(1), 3);
 long requests = 0, errors = 0;
 foreach (var (histogram, count, failed) in results)
@@ -55,6 +57,7 @@ var report = new Dictionary<string, object>
     ["method"] = options.Protocol == "rpc" ? options.Method : "",
     ["connections"] = options.Connections,
     ["pipeline"] = options.Pipeline,
+    ["reconnect"] = options.Reconnect,
     ["message_bytes"] = request.Length,
     ["duration_s"] = seconds,
     ["requests"] = requests,
@@ -70,18 +73,58 @@ var report = new Dictionary<string, object>
 Console.WriteLine(JsonSerializer.Serialize(report));
 return errors == 0 && requests > 0 ? 0 : 1;
 
-async Task<(LongHistogram Histogram, long Requests, bool Failed)> RunConnectionAsync(Socket socket)
+async Task<Socket> ConnectAsync()
+{
+    var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+    await socket.ConnectAsync(endpoint);
+    return socket;
+}
+
+// One client that connects anew for every batch: each batch's latency runs from its connect to its last reply.
+async Task<(LongHistogram Histogram, long Requests, bool Failed)> RunReconnectingAsync()
+{
+    var histogram = new LongHistogram(TimeStamp.Minutes(1), 3);
+    long done = 0;
+    while (Stopwatch.GetTimestamp() < stopAt)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            using var socket = await ConnectAsync();
+            var (_, requests, failed) = await RunConnectionAsync(socket, once: true, started);
+            if (failed)
+            {
+                return (histogram, done, true);
+            }
+
+            if (requests > 0)
+            {
+                histogram.RecordValue(Stopwatch.GetTimestamp() - started);
+                done++;
+            }
+        }
+        catch (SocketException)
+        {
+            return (histogram, done, true);
+        }
+    }
+
+    return (histogram, done, false);
+}
+
+async Task<(LongHistogram Histogram, long Requests, bool Failed)> RunConnectionAsync(Socket socket, bool once = false, long connectedAt = 0)
 {
     var histogram = new LongHistogram(TimeStamp.Minutes(1), 3);
     var buffer = new byte[Math.Max(64 * 1024, request.Length * options.Pipeline * 2)];
     int filled = 0;
     long done = 0;
+    var batches = 0;
     try
     {
         while (true)
         {
-            var sent = Stopwatch.GetTimestamp();
-            if (sent >= stopAt)
+            var sent = once ? connectedAt : Stopwatch.GetTimestamp();
+            if (sent >= stopAt || (once && batches++ > 0))
             {
                 return (histogram, done, false);
             }
@@ -130,11 +173,12 @@ async Task<(LongHistogram Histogram, long Requests, bool Failed)> RunConnectionA
 }
 
 internal sealed record LoadOptions(string Host, int Port, string Protocol, int Connections, int Pipeline,
-    TimeSpan Duration, TimeSpan Warmup, string Method, string Params, int MessageBytes)
+    TimeSpan Duration, TimeSpan Warmup, string Method, string Params, int MessageBytes, bool Reconnect = false)
 {
     public const string Usage = """
         usage: LoadGen --port N [--host 127.0.0.1] [--protocol rpc|echo] [--connections 16] [--pipeline 1]
                        [--duration 10] [--warmup 2] [--method ping] [--params '"x"'] [--message-bytes 64]
+                       [--reconnect 0|1]
         """;
 
     public static LoadOptions? Parse(string[] args)
@@ -159,7 +203,7 @@ internal sealed record LoadOptions(string Host, int Port, string Protocol, int C
         int Int(string key, int fallback) => int.Parse(Get(key, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
         return new LoadOptions(Get("host", "127.0.0.1"), Int("port", 0), Get("protocol", "rpc"), Int("connections", 16),
             Int("pipeline", 1), TimeSpan.FromSeconds(Int("duration", 10)), TimeSpan.FromSeconds(Int("warmup", 2)),
-            Get("method", "ping"), Get("params", "\"x\""), Int("message-bytes", 64));
+            Get("method", "ping"), Get("params", "\"x\""), Int("message-bytes", 64), Int("reconnect", 0) == 1);
     }
 
     /// <summary>One request as sent on the wire: an RPC frame, or an echo message.</summary>
