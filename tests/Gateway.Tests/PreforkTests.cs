@@ -26,6 +26,29 @@ public sealed class PreforkTests
         return (reply.Result.GetProperty("pid").GetInt32(), reply.Result.GetProperty("worker").GetInt32(), reply.Result.GetProperty("model").GetString()!);
     }
 
+    /// <summary>Polls /metrics until <paramref name="condition"/> holds (the workers report once a second).</summary>
+    private static async Task<string> MetricsAsync(AdminApi admin, Func<string, bool> condition)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (true)
+        {
+            var text = await admin.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+            if (condition(text))
+            {
+                return text;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"/metrics never met the condition:\n{text}");
+            await Task.Delay(200);
+        }
+    }
+
+    /// <summary>The sum of a metric's series whose labels contain <paramref name="label"/>.</summary>
+    private static double SumOf(string metrics, string name, string label) =>
+        metrics.Split('\n')
+            .Where(line => line.StartsWith(name + "{", StringComparison.Ordinal) && line.Contains(label, StringComparison.Ordinal))
+            .Sum(line => double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+
     /// <summary>The parent of a live process, from /proc; null once it is gone.</summary>
     private static int? ParentOf(int pid)
     {
@@ -103,6 +126,18 @@ public sealed class PreforkTests
             // one of two workers would happen once in 2^39 runs.
             Assert.Equal(2, seen.Select(s => s.Pid).Distinct().Count());
             await admin.WaitForAsync("/admin/workers", json => json.EnumerateArray().Sum(w => w.GetProperty("connections").GetInt32()) == 40);
+
+            // /metrics has the workers' counts, one series per worker, and the pool's state.
+            var metrics = await MetricsAsync(admin, text => SumOf(text, "gateway_connections_active", "protocol=\"rpc\"") == 40);
+            foreach (var index in byPid.Values)
+            {
+                Assert.Equal(seen.Count(s => s.Worker == index), SumOf(metrics, "gateway_connections_active", $"worker=\"{index}\""));
+            }
+
+            Assert.Equal(2, SumOf(metrics, "gateway_workers", "state=\"ready\""));
+            // No series from the supervisor itself for a listener it does not serve.
+            Assert.DoesNotContain(metrics.Split('\n'), line => line.StartsWith("gateway_connections_active{", StringComparison.Ordinal)
+                && line.Contains("model=\"prefork\"", StringComparison.Ordinal) && !line.Contains("worker=", StringComparison.Ordinal));
         }
         finally
         {
@@ -280,6 +315,11 @@ public sealed class PreforkTests
             connections.Clear();
             await WaitUntilGoneAsync(pids); // exited and reaped: no zombie left
             await admin.WaitForAsync("/admin/workers", json => json.GetArrayLength() == 0);
+
+            // The processes are gone; what they counted is not: one series for the whole per-connection pool.
+            await MetricsAsync(admin, text => SumOf(text, "gateway_connections_accepted_total", "worker=\"per-connection\"") == 3
+                && SumOf(text, "gateway_connections_active", "worker=\"per-connection\"") == 0
+                && SumOf(text, "gateway_io_bytes_total", "direction=\"receive\"") > 0);
         }
         finally
         {

@@ -2,13 +2,17 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Gateway.Connections;
 using Gateway.Listeners;
+using Gateway.Workers;
 
 namespace Gateway.Telemetry;
 
 /// <summary>
 /// The <c>Gateway</c> meter. Counts kept anyway for the admin API (active, accepted, bytes) are observed at
 /// collection time, so the data path pays nothing for them; per-message counts are recorded as they happen.
-/// Every instrument is tagged with the listener's <c>protocol</c> and <c>model</c>.
+/// Every instrument is tagged with the listener's <c>protocol</c> and <c>model</c>. In the prefork supervisor
+/// the connection and byte counts include the workers', from their heartbeats, tagged with <c>worker</c>; the
+/// pool's own state is in <c>gateway.workers</c>, <c>gateway.worker.restarts</c>, <c>gateway.worker.memory</c>
+/// and <c>gateway.worker.cpu.time</c>.
 /// </summary>
 public sealed class GatewayMetrics
 {
@@ -24,24 +28,44 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _transfers;
     private readonly Counter<long> _transferBytes;
 
-    public GatewayMetrics(IMeterFactory meterFactory, GatewayListeners listeners, ConnectionRegistry registry)
+    public GatewayMetrics(IMeterFactory meterFactory, GatewayListeners listeners, ConnectionRegistry registry, WorkerPool? pool = null)
     {
         ArgumentNullException.ThrowIfNull(meterFactory);
         ArgumentNullException.ThrowIfNull(listeners);
         ArgumentNullException.ThrowIfNull(registry);
         var meter = meterFactory.Create(MeterName);
+        var workers = new WorkerCounts(listeners, pool);
+        // A prefork listener's connections live in the workers: the supervisor's own (always zero) series would
+        // only confuse a sum, so its counts come from the workers alone.
+        var own = listeners.Stats.Where(l => pool is null || l.Endpoint.Model != ServerModels.Prefork).ToArray();
         meter.CreateObservableUpDownCounter("gateway.connections.active",
-            () => listeners.Stats.Select(l => new Measurement<long>(l.Active, l.Tags)),
+            () => own.Select(l => new Measurement<long>(l.Active, l.Tags)).Concat(workers.Measure(c => c.Active)),
             "{connection}", "Protocol connections open now");
         meter.CreateObservableCounter("gateway.connections.accepted",
-            () => listeners.Stats.Select(l => new Measurement<long>(l.Accepted, l.Tags)),
+            () => own.Select(l => new Measurement<long>(l.Accepted, l.Tags)).Concat(workers.Measure(c => c.Accepted)),
             "{connection}", "Protocol connections admitted");
         _rejected = meter.CreateCounter<long>("gateway.connections.rejected", "{connection}",
             "Connections closed at accept time, by reason (max_connections, max_connections_per_ip)");
         _closedByAdmin = meter.CreateCounter<long>("gateway.connections.closed_by_admin", "{connection}",
             "Connections closed through DELETE /admin/connections/{id}");
-        meter.CreateObservableCounter("gateway.io", () => Bytes(listeners, registry), "By",
-            "Bytes received and sent on protocol connections, by direction");
+        meter.CreateObservableCounter("gateway.io",
+            () => Bytes(own, registry).Concat(workers.Measure(c => c.BytesIn, "receive")).Concat(workers.Measure(c => c.BytesOut, "transmit")),
+            "By", "Bytes received and sent on protocol connections, by direction");
+        if (pool is not null)
+        {
+            meter.CreateObservableUpDownCounter("gateway.workers",
+                () => pool.Workers().GroupBy(w => w.State).Select(g => new Measurement<long>(g.Count(), new KeyValuePair<string, object?>("state", g.Key))),
+                "{process}", "Worker processes of the prefork pool, by state");
+            meter.CreateObservableCounter("gateway.worker.restarts",
+                () => pool.Restarts().Select(r => new Measurement<long>(r.Restarts, new KeyValuePair<string, object?>("worker", r.Worker))),
+                "{restart}", "Times a worker place was refilled after its process exited or hung");
+            meter.CreateObservableUpDownCounter("gateway.worker.memory",
+                () => pool.Workers().Select(w => new Measurement<long>(w.RssBytes, new KeyValuePair<string, object?>("worker", w.Index))),
+                "By", "Resident memory of each worker process");
+            meter.CreateObservableCounter("gateway.worker.cpu.time",
+                () => pool.Workers().Select(w => new Measurement<double>(w.CpuSeconds, new KeyValuePair<string, object?>("worker", w.Index))),
+                "s", "CPU time of each worker process");
+        }
         // Its _count series is the request count by operation and outcome (as with Kestrel's and ASP.NET Core's
         // request duration), so no separate counter is paid for on every request.
         _duration = meter.CreateHistogram<double>("gateway.request.duration", "s",
@@ -82,9 +106,37 @@ public sealed class GatewayMetrics
         _transferBytes.Add(bytes, new TagList(listener.Tags) { { "direction", direction } });
     }
 
-    private static IEnumerable<Measurement<long>> Bytes(GatewayListeners listeners, ConnectionRegistry registry)
+    /// <summary>The workers' counters as measurements: their listener's tags plus <c>worker</c> (and <c>direction</c>).</summary>
+    private sealed class WorkerCounts(GatewayListeners listeners, WorkerPool? pool)
     {
-        foreach (var listener in listeners.Stats)
+        public IEnumerable<Measurement<long>> Measure(Func<ListenerCounts, long> value, string? direction = null)
+        {
+            if (pool is not { IsActive: true })
+            {
+                yield break;
+            }
+
+            foreach (var (worker, counts) in pool.ListenerCounts())
+            {
+                if (listeners.Stats.FirstOrDefault(l => l.Endpoint.Key == counts.Key) is not { } listener)
+                {
+                    continue;
+                }
+
+                var tags = new TagList(listener.Tags) { { "worker", worker } };
+                if (direction is not null)
+                {
+                    tags.Add("direction", direction);
+                }
+
+                yield return new Measurement<long>(value(counts), tags);
+            }
+        }
+    }
+
+    private static IEnumerable<Measurement<long>> Bytes(IEnumerable<ListenerStats> listeners, ConnectionRegistry registry)
+    {
+        foreach (var listener in listeners)
         {
             var (liveIn, liveOut) = registry.LiveBytes(listener);
             yield return new Measurement<long>(listener.ClosedBytesIn + liveIn, new TagList(listener.Tags) { { "direction", "receive" } });

@@ -55,9 +55,12 @@ internal sealed record ControlMessage(string Type)
     /// <summary><c>heartbeat</c>: the worker's open connections.</summary>
     public int? Connections { get; init; }
 
-    /// <summary><c>heartbeat</c>: connections the worker has accepted since it started.</summary>
-    public long? Accepted { get; init; }
+    /// <summary><c>heartbeat</c>: each listener's counters in this worker since it started.</summary>
+    public ListenerCounts[]? Counts { get; init; }
 }
+
+/// <summary>A listener's counters in one worker, as the admin API's listener list and the metrics show them.</summary>
+public sealed record ListenerCounts(string Key, int Active, long Accepted, long BytesIn, long BytesOut);
 
 /// <summary>A listener's descriptors in a <c>sockets</c> message: <see cref="Count"/> of them, for <see cref="Key"/>.</summary>
 internal sealed record PassedListener(string Key, int Count, int Port)

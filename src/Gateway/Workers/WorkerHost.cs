@@ -90,12 +90,22 @@ public static partial class WorkerHost
         var lifetime = app.Lifetime;
         var registry = app.Services.GetRequiredService<ConnectionRegistry>();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(lifetime.ApplicationStopping);
-        var heartbeats = HeartbeatAsync(channel, registry, stop.Token);
+        var heartbeats = HeartbeatAsync(channel, registry, listeners, stop.Token);
         _ = ListenAsync(channel, app.Services, logger, index);
         _ = role.Served.Task.ContinueWith(_ => lifetime.StopApplication(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         await app.WaitForShutdownAsync();
         await stop.CancelAsync();
         await heartbeats;
+        try
+        {
+            // The last word: counters as they ended (a per-connection worker's whole life).
+            await channel.SendAsync(Heartbeat(registry, listeners), CancellationToken.None);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            // the supervisor is gone
+        }
+
         if (role.Mode != "per-connection")
         {
             LogStopped(logger, index);
@@ -132,20 +142,31 @@ public static partial class WorkerHost
         return frame;
     }
 
-    private static async Task HeartbeatAsync(ControlChannel channel, ConnectionRegistry registry, CancellationToken stop)
+    /// <summary>Every second: alive, and this worker's counters (the supervisor exports them, tagged with the worker).</summary>
+    private static async Task HeartbeatAsync(ControlChannel channel, ConnectionRegistry registry, GatewayListeners listeners, CancellationToken stop)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
         try
         {
             while (await timer.WaitForNextTickAsync(stop))
             {
-                await channel.SendAsync(new ControlMessage(ControlMessage.Heartbeat) { Connections = registry.Count }, stop);
+                await channel.SendAsync(Heartbeat(registry, listeners), stop);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
         {
             // stopping, or the channel is gone (ListenAsync exits the process then)
         }
+    }
+
+    private static ControlMessage Heartbeat(ConnectionRegistry registry, GatewayListeners listeners)
+    {
+        var counts = listeners.Stats.Select(l =>
+        {
+            var (liveIn, liveOut) = registry.LiveBytes(l);
+            return new ListenerCounts(l.Endpoint.Key, l.Active, l.Accepted, l.ClosedBytesIn + liveIn, l.ClosedBytesOut + liveOut);
+        });
+        return new ControlMessage(ControlMessage.Heartbeat) { Connections = registry.Count, Counts = [.. counts] };
     }
 
     /// <summary>

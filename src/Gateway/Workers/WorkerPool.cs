@@ -58,6 +58,9 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     private readonly List<Task> _supervisors = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<int, WorkerSlot> _slots = new();
     private readonly List<Thread> _acceptThreads = [];
+
+    /// <summary>per-connection: what exited processes counted, by listener (their active count is 0).</summary>
+    private readonly Dictionary<string, ListenerCounts> _retired = [];
     private SemaphoreSlim? _processes;
     private int _lastIndex = -1;
     private int _fixedCount;
@@ -86,6 +89,30 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     private IEnumerable<WorkerSlot> LiveSlots => _slots.Values.OrderBy(s => s.Index);
 
     public IReadOnlyList<WorkerInfo> Workers() => [.. LiveSlots.Select(s => s.Snapshot(Mode))];
+
+    /// <summary>
+    /// The workers' listener counters for the metrics, with the worker they come from: its index, or for
+    /// per-connection mode "per-connection" (one series; an index per process would grow without bound),
+    /// which also keeps what the processes that have exited counted, so those counters never go back.
+    /// </summary>
+    public IEnumerable<(string Worker, ListenerCounts Counts)> ListenerCounts()
+    {
+        if (!PerConnection)
+        {
+            return LiveSlots.SelectMany(s => s.Counts.Select(c => (s.Index.ToString(System.Globalization.CultureInfo.InvariantCulture), c)));
+        }
+
+        lock (_retired)
+        {
+            return LiveSlots.SelectMany(s => s.Counts).Concat(_retired.Values)
+                .GroupBy(c => c.Key)
+                .Select(g => ("per-connection", new ListenerCounts(g.Key, g.Sum(c => c.Active), g.Sum(c => c.Accepted), g.Sum(c => c.BytesIn), g.Sum(c => c.BytesOut))))
+                .ToArray();
+        }
+    }
+
+    /// <summary>Restarts of each worker place, for the metrics.</summary>
+    public IEnumerable<(int Worker, int Restarts)> Restarts() => LiveSlots.Select(s => (s.Index, s.Restarts));
 
     /// <summary>A worker's connection as the admin API names it: the worker's own id is unique in that process only.</summary>
     public static string ConnectionId(int worker, string id) => $"w{worker}-{id}";
@@ -316,6 +343,7 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
         {
             slot.Connection?.Dispose(); // never handed over
             slot.Ready.TrySetResult();
+            Retire(slot);
             _slots.TryRemove(slot.Index, out _);
             _processes!.Release();
             finished.TrySetResult();
@@ -494,6 +522,25 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
         }
     }
 
+    /// <summary>
+    /// Keeps an exited per-connection worker's counts. Its last heartbeat may predate its last bytes; it
+    /// served one connection, so it accepted exactly one.
+    /// </summary>
+    private void Retire(WorkerSlot slot)
+    {
+        if (slot.ConnectionListener is not { } listener)
+        {
+            return;
+        }
+
+        var last = slot.Counts.FirstOrDefault(c => c.Key == listener.Key) ?? new ListenerCounts(listener.Key, 0, 0, 0, 0);
+        lock (_retired)
+        {
+            var before = _retired.GetValueOrDefault(listener.Key) ?? new ListenerCounts(listener.Key, 0, 0, 0, 0);
+            _retired[listener.Key] = before with { Accepted = before.Accepted + 1, BytesIn = before.BytesIn + last.BytesIn, BytesOut = before.BytesOut + last.BytesOut };
+        }
+    }
+
     /// <summary>No wait after a worker that ran a while; 1, 2, 4 ... 30 s after one that keeps dying young.</summary>
     private static TimeSpan Backoff(int quickExits) =>
         quickExits == 0 ? TimeSpan.Zero : TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, Math.Pow(2, quickExits - 1)));
@@ -531,6 +578,13 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
         start.Environment[WorkerHost.ControlVariable] = controlPath;
         start.Environment[WorkerHost.IndexVariable] = slot.Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment[WorkerHost.TokenVariable] = slot.Token;
+        if (slot.Connection is not null)
+        {
+            // One connection per process: the workstation GC without its background thread. Server GC would
+            // give each of possibly hundreds of processes a heap and a GC thread per core.
+            start.Environment["DOTNET_gcServer"] = "0";
+            start.Environment["DOTNET_gcConcurrent"] = "0";
+        }
 
         slot.State = WorkerStates.Starting;
         slot.Channel = null;
@@ -631,6 +685,7 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
                         break;
                     case ControlMessage.Heartbeat:
                         slot.Connections = message.Connections ?? slot.Connections;
+                        slot.Counts = message.Counts ?? slot.Counts;
                         break;
                 }
             }

@@ -30,6 +30,9 @@ internal sealed class WorkerSlot(int index)
 
     public int Connections { get; set; }
 
+    /// <summary>The current process's counters, from its last heartbeat.</summary>
+    public ListenerCounts[] Counts { get; set; } = [];
+
     public ControlChannel? Channel { get; set; }
 
     /// <summary>per-connection: the accepted connection this slot's process will serve, until it is handed over.</summary>
