@@ -257,6 +257,20 @@ public sealed class PreforkTests
     private const int SigStop = 19, SigCont = 18;
 
     [Fact]
+    public async Task AWorkerThatStopsHeartBeatingIsKilledAndReplaced()
+    {
+        await using var gateway = await StartAsync("sync");
+        using var admin = new AdminApi(gateway);
+        var hung = (await WorkersAsync(admin)).First(w => w.GetProperty("index").GetInt32() == 1).GetProperty("pid").GetInt32();
+        Assert.Equal(0, GatewayProcess.Signal(hung, SigStop)); // alive, silent: as a worker stuck in a loop
+        var replaced = await admin.WaitForAsync("/admin/workers", json => json.EnumerateArray().Any(
+            w => w.GetProperty("index").GetInt32() == 1 && w.GetProperty("pid").GetInt32() != hung && w.Str("state") == "ready"));
+        Assert.Equal(1, replaced.EnumerateArray().First(w => w.GetProperty("index").GetInt32() == 1).GetProperty("restarts").GetInt32());
+        Assert.True(await gateway.LogsAsync($"Worker 1 (pid {hung}) has not been heard from", Patience), gateway.Output);
+        await WaitUntilGoneAsync([hung]);
+    }
+
+    [Fact]
     public async Task SyncWorkersServeOneClientEachAndAThirdWaitsForOneToLeave()
     {
         await using var gateway = await StartAsync("sync");
