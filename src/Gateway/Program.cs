@@ -26,19 +26,9 @@ if (args is [WorkerHost.Argument, .. var workerArgs])
 }
 
 // Composition only: configuration → listeners → admin endpoints and telemetry → run.
-var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+var (builder, options, endpoints) = await GatewayHost.CreateBuilderAsync(args, "Gateway");
+if (builder is null)
 {
-    Args = args,
-    ContentRootPath = GatewayHost.LocateContentRoot(),
-});
-
-if (!GatewayConfiguration.TryLoad(builder.Configuration, out var options, out var endpoints, out var errors))
-{
-    foreach (var error in errors)
-    {
-        await Console.Error.WriteLineAsync($"Gateway: configuration error: {error}");
-    }
-
     return 2;
 }
 

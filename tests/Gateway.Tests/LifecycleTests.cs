@@ -15,11 +15,7 @@ public sealed class LifecycleTests
         await using var gateway = await GatewayProcess.StartAsync();
         using var timeout = new CancellationTokenSource(Patience);
         await using var connection = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token);
-        // A reply proves the connection is served; then a sleep goes in flight.
-        Assert.Equal("pong", (await connection.Client.CallAsync("ping", cancellationToken: timeout.Token)).Out);
-        connection.Client.Send("sleep", 3000, "in-flight");
-        await connection.Client.FlushAsync(timeout.Token);
-        await Task.Delay(300, timeout.Token);
+        await TcpClients.StartSleepInFlightAsync(connection, timeout.Token);
 
         gateway.Terminate();
 

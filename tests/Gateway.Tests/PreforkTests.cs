@@ -257,6 +257,27 @@ public sealed class PreforkTests
     private const int SigStop = 19, SigCont = 18;
 
     [Fact]
+    public async Task AWorkerThatKeepsDyingYoungIsRestartedWithGrowingDelays()
+    {
+        await using var gateway = await StartAsync("async");
+        using var admin = new AdminApi(gateway);
+        // Three deaths, each within seconds of the worker's start: a crash loop, so each wait doubles.
+        for (var death = 1; death <= 3; death++)
+        {
+            var pid = (await admin.WaitForAsync("/admin/workers", json => json.EnumerateArray().Any(
+                    w => w.GetProperty("index").GetInt32() == 0 && w.Str("state") == "ready" && w.GetProperty("restarts").GetInt32() == death - 1)))
+                .EnumerateArray().First(w => w.GetProperty("index").GetInt32() == 0).GetProperty("pid").GetInt32();
+            Process.GetProcessById(pid).Kill();
+            var delay = 1 << (death - 1);
+            Assert.True(await gateway.LogsAsync($"Worker 0 (pid {pid}) exited with code 137", Patience), gateway.Output);
+            Assert.Contains($"restarting in {delay} s (restart {death})", gateway.Output, StringComparison.Ordinal);
+        }
+
+        await admin.WaitForAsync("/admin/workers", json => json.EnumerateArray().Any(
+            w => w.GetProperty("index").GetInt32() == 0 && w.Str("state") == "ready" && w.GetProperty("restarts").GetInt32() == 3));
+    }
+
+    [Fact]
     public async Task AWorkerThatStopsHeartBeatingIsKilledAndReplaced()
     {
         await using var gateway = await StartAsync("sync");
@@ -373,10 +394,7 @@ public sealed class PreforkTests
         await using (var connection = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token))
         {
             // A request in flight when SIGTERM comes is answered before its worker exits; new clients are refused.
-            Assert.Equal("pong", (await connection.Client.CallAsync("ping", cancellationToken: timeout.Token)).Out);
-            connection.Client.Send("sleep", 3000, "in-flight");
-            await connection.Client.FlushAsync(timeout.Token);
-            await Task.Delay(300, timeout.Token);
+            await TcpClients.StartSleepInFlightAsync(connection, timeout.Token);
             gateway.Terminate();
             Assert.True(await TcpClients.RefusedWithinAsync(gateway.Rpc, timeout.Token), "the pool kept accepting after SIGTERM");
             var reply = await connection.Client.ReceiveAsync(timeout.Token);

@@ -28,6 +28,15 @@ internal static class TcpClients
     }
 
     /// <summary>Reads until the server closes; returns how many bytes came, or -1 if nothing closed it in time.</summary>
+    /// <summary>Proves the connection is served (a ping), then puts a 3 s <c>sleep</c> in flight (id <c>in-flight</c>).</summary>
+    public static async Task StartSleepInFlightAsync(RpcConnection connection, CancellationToken cancellationToken)
+    {
+        Assert.Equal("pong", (await connection.Client.CallAsync("ping", cancellationToken: cancellationToken)).Out);
+        connection.Client.Send("sleep", 3000, "in-flight");
+        await connection.Client.FlushAsync(cancellationToken);
+        await Task.Delay(300, cancellationToken);
+    }
+
     /// <summary>Whether connecting to <paramref name="endpoint"/> is refused within about two seconds (a stopping listener).</summary>
     public static async Task<bool> RefusedWithinAsync(IPEndPoint endpoint, CancellationToken cancellationToken)
     {

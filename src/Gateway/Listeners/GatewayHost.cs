@@ -30,6 +30,27 @@ public static partial class GatewayHost
     }
 
     /// <param name="worker">Set in a prefork worker process: it serves the prefork listeners on the sockets it was passed.</param>
+    /// <summary>
+    /// The host builder with the checked configuration; null (each problem printed as one line, after
+    /// <paramref name="who"/>) when the configuration is bad.
+    /// </summary>
+    public static async Task<(WebApplicationBuilder? Builder, GatewayOptions Options, IReadOnlyList<ListenerEndpoint> Endpoints)> CreateBuilderAsync(
+        string[] args, string who)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = LocateContentRoot() });
+        if (GatewayConfiguration.TryLoad(builder.Configuration, out var options, out var endpoints, out var errors))
+        {
+            return (builder, options, endpoints);
+        }
+
+        foreach (var error in errors)
+        {
+            await Console.Error.WriteLineAsync($"{who}: configuration error: {error}");
+        }
+
+        return (null, options, endpoints);
+    }
+
     public static void AddGateway(this WebApplicationBuilder builder, GatewayOptions options, IReadOnlyList<ListenerEndpoint> endpoints, WorkerRole? worker = null)
     {
         ArgumentNullException.ThrowIfNull(builder);

@@ -53,18 +53,9 @@ public static partial class WorkerHost
             return SupervisorGone;
         }
 
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        var (builder, options, endpoints) = await GatewayHost.CreateBuilderAsync(args, $"Gateway: worker {index}");
+        if (builder is null)
         {
-            Args = args,
-            ContentRootPath = GatewayHost.LocateContentRoot(),
-        });
-        if (!GatewayConfiguration.TryLoad(builder.Configuration, out var options, out var endpoints, out var errors))
-        {
-            foreach (var error in errors)
-            {
-                await Console.Error.WriteLineAsync($"Gateway: worker {index}: configuration error: {error}");
-            }
-
             return 2;
         }
 
