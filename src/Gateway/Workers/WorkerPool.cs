@@ -24,7 +24,8 @@ namespace Gateway.Workers;
 /// them). In <c>async</c> mode each worker gets its own socket of a <c>SO_REUSEPORT</c> group, so the kernel
 /// spreads connections evenly and workers never contend for one accept queue; in <c>sync</c> mode every worker
 /// blocks in accept(2) on one shared socket, the classic prefork server: the kernel hands each connection to
-/// one idle worker, and when none is idle the client waits in the backlog.
+/// one idle worker, and when none is idle the client waits in the backlog. In <c>per-connection</c> mode this
+/// process accepts and passes each connection to a worker started for it (the fork server).
 /// </remarks>
 public sealed partial class WorkerPool : IHostedService, IDisposable
 {
@@ -343,8 +344,13 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
         {
             slot.Connection?.Dispose(); // never handed over
             slot.Ready.TrySetResult();
-            Retire(slot);
-            _slots.TryRemove(slot.Index, out _);
+            lock (_retired)
+            {
+                // Together, so a metrics collection never sees the process both live and retired, or neither.
+                Retire(slot);
+                _slots.TryRemove(slot.Index, out _);
+            }
+
             _processes!.Release();
             finished.TrySetResult();
         }
@@ -429,6 +435,7 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
         }
 
         _controlServer?.Dispose();
+        _processes?.Dispose();
         _stopping.Dispose();
     }
 
@@ -523,7 +530,7 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     }
 
     /// <summary>
-    /// Keeps an exited per-connection worker's counts. Its last heartbeat may predate its last bytes; it
+    /// Keeps an exited per-connection worker's counts (under the <see cref="_retired"/> lock). Its last heartbeat may predate its last bytes; it
     /// served one connection, so it accepted exactly one.
     /// </summary>
     private void Retire(WorkerSlot slot)
@@ -534,11 +541,8 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
         }
 
         var last = slot.Counts.FirstOrDefault(c => c.Key == listener.Key) ?? new ListenerCounts(listener.Key, 0, 0, 0, 0);
-        lock (_retired)
-        {
-            var before = _retired.GetValueOrDefault(listener.Key) ?? new ListenerCounts(listener.Key, 0, 0, 0, 0);
-            _retired[listener.Key] = before with { Accepted = before.Accepted + 1, BytesIn = before.BytesIn + last.BytesIn, BytesOut = before.BytesOut + last.BytesOut };
-        }
+        var before = _retired.GetValueOrDefault(listener.Key) ?? new ListenerCounts(listener.Key, 0, 0, 0, 0);
+        _retired[listener.Key] = before with { Accepted = before.Accepted + 1, BytesIn = before.BytesIn + last.BytesIn, BytesOut = before.BytesOut + last.BytesOut };
     }
 
     /// <summary>No wait after a worker that ran a while; 1, 2, 4 ... 30 s after one that keeps dying young.</summary>
