@@ -78,6 +78,7 @@ public static partial class WorkerHost
         {
             LogServing(logger, index, Environment.ProcessId, served, role.Mode); // not once per connection
         }
+
         var lifetime = app.Lifetime;
         var registry = app.Services.GetRequiredService<ConnectionRegistry>();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(lifetime.ApplicationStopping);
