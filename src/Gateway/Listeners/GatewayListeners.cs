@@ -136,12 +136,12 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
             // A prefork worker: the supervisor's sockets. async: Kestrel's own event loop accepts on them (the
             // nginx worker); sync: the loop server's one-at-a-time accept (the classic prefork child).
             var sockets = worker.Sockets[endpoint.Key];
+            var address = new IPEndPoint(IPAddress.IPv6Any, sockets.Port); // a name only: the socket exists
             foreach (var socket in sockets.Descriptors)
             {
                 if (sockets.Connected)
                 {
                     // per-connection: the one connection the supervisor accepted for this process.
-                    var address = new IPEndPoint(IPAddress.IPv6Any, sockets.Port);
                     kestrel.Listen(new ModelEndPoint(address, ModelTransportFactory.SingleConnection, endpoint.Key)
                     {
                         InheritedSocket = socket,
@@ -150,7 +150,6 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
                 }
                 else if (worker.Mode == "sync")
                 {
-                    var address = new IPEndPoint(IPAddress.IPv6Any, sockets.Port);
                     kestrel.Listen(new ModelEndPoint(address, "iterative", endpoint.Key) { InheritedSocket = socket }, configure);
                 }
                 else

@@ -88,13 +88,18 @@ internal sealed class ControlChannel : IAsyncDisposable
             ?? throw new InvalidDataException("empty control message");
     }
 
+    /// <summary>A message as one whole frame, for the blocking sends of the hello exchange.</summary>
+    public static byte[] Frame(ControlMessage message)
+    {
+        var frame = new ArrayBufferWriter<byte>();
+        LengthPrefixedFrameWriter.WriteFrame(Serialize(message), frame);
+        return frame.WrittenSpan.ToArray();
+    }
+
     /// <summary>One frame and the descriptors that travel with it, sent before the channel carries anything else.</summary>
     public static void SendWithDescriptors(Socket socket, ControlMessage message, ReadOnlySpan<int> descriptors)
     {
-        var body = Serialize(message);
-        var frame = new byte[LengthPrefixedFrameReader.HeaderLength + body.Length];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)body.Length);
-        body.CopyTo(frame, LengthPrefixedFrameReader.HeaderLength);
+        var frame = Frame(message);
         var sent = Libc.SendWithDescriptors(socket.SafeHandle, frame, descriptors).ThrowIfFailed("sendmsg");
         if (sent < frame.Length)
         {

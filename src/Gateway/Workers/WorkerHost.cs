@@ -43,7 +43,7 @@ public static partial class WorkerHost
         try
         {
             control.Connect(new UnixDomainSocketEndPoint(controlPath));
-            control.Send(Frame(new ControlMessage(ControlMessage.Hello) { Index = index, Pid = Environment.ProcessId, Token = token }));
+            control.Send(ControlChannel.Frame(new ControlMessage(ControlMessage.Hello) { Index = index, Pid = Environment.ProcessId, Token = token }));
             sockets = ControlChannel.ReceiveWithDescriptors(control, TimeSpan.FromSeconds(30), out descriptors);
         }
         catch (Exception e) when (e is SocketException or IOException or TimeoutException or InvalidDataException or System.Text.Json.JsonException)
@@ -123,15 +123,6 @@ public static partial class WorkerHost
         }
 
         return assigned;
-    }
-
-    private static byte[] Frame(ControlMessage message)
-    {
-        var body = ControlChannel.Serialize(message);
-        var frame = new byte[4 + body.Length];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)body.Length);
-        body.CopyTo(frame, 4);
-        return frame;
     }
 
     /// <summary>Every second: alive, and this worker's counters (the supervisor exports them, tagged with the worker).</summary>
