@@ -54,7 +54,7 @@ public sealed class GatewayMetrics
         if (pool is not null)
         {
             meter.CreateObservableUpDownCounter("gateway.workers",
-                () => pool.Workers().GroupBy(w => w.State).Select(g => new Measurement<long>(g.Count(), new KeyValuePair<string, object?>("state", g.Key))),
+                () => pool.States().GroupBy(state => state).Select(g => new Measurement<long>(g.Count(), new KeyValuePair<string, object?>("state", g.Key))),
                 "{process}", "Worker processes of the prefork pool, by state");
             meter.CreateObservableCounter("gateway.worker.restarts",
                 () => pool.Restarts().Select(r => new Measurement<long>(r.Restarts, new KeyValuePair<string, object?>("worker", r.Worker))),

@@ -115,6 +115,9 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     /// <summary>Restarts of each worker place, for the metrics.</summary>
     public IEnumerable<(int Worker, int Restarts)> Restarts() => LiveSlots.Select(s => (s.Index, s.Restarts));
 
+    /// <summary>Each worker's state, for the metrics (without the /proc reads of <see cref="Workers"/>).</summary>
+    public IEnumerable<string> States() => LiveSlots.Select(s => s.State);
+
     /// <summary>A worker's connection as the admin API names it: the worker's own id is unique in that process only.</summary>
     public static string ConnectionId(int worker, string id) => $"w{worker}-{id}";
 
