@@ -149,6 +149,86 @@ public sealed class PreforkTests
     }
 
     [Fact]
+    public async Task TheWorkersRequestsErrorsAndRejectionsReachTheSupervisorsMetrics()
+    {
+        // Per worker process: at most 2 connections from one address.
+        await using var gateway = await GatewayProcess.StartAsync(
+        [
+            .. GatewayProcess.LoopbackArgs, "--Gateway:Listeners:Rpc:Model=prefork", "--Gateway:Workers:Mode=async",
+            "--Gateway:Workers:Count=2", "--Gateway:Limits:MaxConnectionsPerIp=2",
+        ]);
+        using var timeout = new CancellationTokenSource(Patience);
+        using var admin = new AdminApi(gateway);
+        var clients = new List<RpcConnection>();
+        var crowd = new List<System.Net.Sockets.Socket>();
+        try
+        {
+            // Six clients, each from its own address (none is refused): 5 pings and an unknown method each.
+            var requestsByWorker = new Dictionary<int, int>();
+            for (var i = 0; i < 6; i++)
+            {
+                var client = await RpcConnection.OpenAsync(gateway.Rpc, System.Net.IPAddress.Parse($"127.0.0.{10 + i}"), timeout.Token);
+                clients.Add(client);
+                var (_, worker, _) = await WhoAmIAsync(client, timeout.Token);
+                for (var ping = 0; ping < 5; ping++)
+                {
+                    Assert.Equal("pong", (await client.Client.CallAsync("ping", cancellationToken: timeout.Token)).Out);
+                }
+
+                Assert.Equal("unknown_method", (await client.Client.CallAsync("no-such-method", cancellationToken: timeout.Token)).ErrorCode);
+                requestsByWorker[worker] = requestsByWorker.GetValueOrDefault(worker) + 7; // with whoami
+            }
+
+            // One sleep of 30 ms: the supervisor's histogram must put its duration (the sum) in the right bucket.
+            Assert.Equal(30, (await clients[0].Client.CallAsync("sleep", 30, cancellationToken: timeout.Token)).Result.GetInt32());
+
+            // Six more from one address: each worker admits two of them at most, so at least two are refused.
+            for (var i = 0; i < 6; i++)
+            {
+                crowd.Add(await TcpClients.ConnectAsync(gateway.Rpc, System.Net.IPAddress.Parse("127.0.0.50"), timeout.Token));
+            }
+
+            const string Requests = "gateway_request_duration_seconds_count";
+            var metrics = await MetricsAsync(admin, text => SumOf(text, Requests, "worker=") == 43
+                && SumOf(text, "gateway_connections_rejected_total", "worker=") + SumOf(text, "gateway_connections_active", "worker=") == 12);
+
+            foreach (var (worker, requests) in requestsByWorker)
+            {
+                var sleeps = worker == requestsByWorker.Keys.First() ? 1 : 0;
+                Assert.Equal(requests + sleeps, SumOf(metrics, Requests, $"worker=\"{worker}\""));
+            }
+
+            Assert.Equal(30, SumOf(metrics, Requests, "operation=\"ping\""));
+            Assert.Equal(6, SumOf(metrics, "gateway_protocol_errors_total", "code=\"unknown_method\""));
+            Assert.InRange(SumOf(metrics, "gateway_connections_rejected_total", "reason=\"max_connections_per_ip\""), 2, 6);
+            Assert.Equal(SumOf(metrics, Requests, "worker="), SumOf(metrics, "gateway_request_duration_seconds_bucket", "le=\"+Inf\""));
+            var slept = SumOf(metrics, "gateway_request_duration_seconds_sum", "operation=\"sleep\"");
+            var buckets = metrics.Split('\n')
+                .Where(line => line.StartsWith("gateway_request_duration_seconds_bucket{", StringComparison.Ordinal) && line.Contains("operation=\"sleep\"", StringComparison.Ordinal))
+                .Select(line => (
+                    Le: double.Parse(line.Split("le=\"")[1].Split('"')[0].Replace("+Inf", "Infinity", StringComparison.Ordinal), System.Globalization.CultureInfo.InvariantCulture),
+                    Count: double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture)))
+                .OrderBy(b => b.Le)
+                .ToArray();
+            var first = Array.FindIndex(buckets, b => b.Count == 1);
+            Assert.True(slept >= 0.030 && first > 0 && buckets[first - 1].Le < slept && slept <= buckets[first].Le,
+                $"a {slept} s sleep counted in the bucket up to {buckets.ElementAtOrDefault(first).Le} s");
+            // The supervisor serves no RPC itself: every series of the listener comes from a worker.
+            Assert.DoesNotContain(metrics.Split('\n'), line => line.StartsWith(Requests + "{", StringComparison.Ordinal)
+                && !line.Contains("worker=", StringComparison.Ordinal));
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                await client.DisposeAsync();
+            }
+
+            crowd.ForEach(socket => socket.Dispose());
+        }
+    }
+
+    [Fact]
     public async Task AKilledWorkerIsReplacedAndTheOtherKeepsItsConnections()
     {
         await using var gateway = await StartAsync("async");
@@ -354,6 +434,7 @@ public sealed class PreforkTests
             // The processes are gone; what they counted is not: one series for the whole per-connection pool.
             await MetricsAsync(admin, text => SumOf(text, "gateway_connections_accepted_total", "worker=\"per-connection\"") == 3
                 && SumOf(text, "gateway_connections_active", "worker=\"per-connection\"") == 0
+                && SumOf(text, "gateway_request_duration_seconds_count", "worker=\"per-connection\"") == 3 // each whoami
                 && SumOf(text, "gateway_io_bytes_total", "direction=\"receive\"") > 0);
         }
         finally

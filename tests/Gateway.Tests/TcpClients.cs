@@ -27,7 +27,6 @@ internal static class TcpClients
         }
     }
 
-    /// <summary>Reads until the server closes; returns how many bytes came, or -1 if nothing closed it in time.</summary>
     /// <summary>Proves the connection is served (a ping), then puts a 3 s <c>sleep</c> in flight (id <c>in-flight</c>).</summary>
     public static async Task StartSleepInFlightAsync(RpcConnection connection, CancellationToken cancellationToken)
     {
@@ -60,6 +59,7 @@ internal static class TcpClients
         return false;
     }
 
+    /// <summary>Reads until the server closes; returns how many bytes came, or -1 if nothing closed it in time.</summary>
     public static async Task<long> ReadUntilClosedAsync(Socket socket, TimeSpan timeout)
     {
         using var cancel = new CancellationTokenSource(timeout);
@@ -105,8 +105,12 @@ internal sealed class RpcConnection : IAsyncDisposable
 
     public RpcClient Client { get; }
 
-    public static async Task<RpcConnection> OpenAsync(IPEndPoint endpoint, CancellationToken cancellationToken = default) =>
-        new(await TcpClients.ConnectAsync(endpoint, cancellationToken: cancellationToken));
+    public static Task<RpcConnection> OpenAsync(IPEndPoint endpoint, CancellationToken cancellationToken = default) =>
+        OpenAsync(endpoint, from: null, cancellationToken);
+
+    /// <summary>A connection from a given local address (127.0.0.x: each its own client as far as per-address limits go).</summary>
+    public static async Task<RpcConnection> OpenAsync(IPEndPoint endpoint, IPAddress? from, CancellationToken cancellationToken = default) =>
+        new(await TcpClients.ConnectAsync(endpoint, from, cancellationToken));
 
     public async ValueTask DisposeAsync()
     {

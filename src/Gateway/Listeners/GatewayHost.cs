@@ -75,7 +75,12 @@ public static partial class GatewayHost
         {
             // Started after Kestrel has bound the other listeners; binds the prefork ones and starts the workers.
             builder.Services.AddSingleton<WorkerPool>();
-            builder.Services.AddHostedService(sp => sp.GetRequiredService<WorkerPool>());
+            builder.Services.AddHostedService(sp =>
+            {
+                // The metrics take the workers' deltas from the pool's first heartbeat on: made before it starts.
+                sp.GetRequiredService<GatewayMetrics>();
+                return sp.GetRequiredService<WorkerPool>();
+            });
         }
 
         builder.Services.AddGatewayTelemetry(builder.Configuration);

@@ -10,9 +10,10 @@ namespace Gateway.Telemetry;
 /// The <c>Gateway</c> meter. Counts kept anyway for the admin API (active, accepted, bytes) are observed at
 /// collection time, so the data path pays nothing for them; per-message counts are recorded as they happen.
 /// Every instrument is tagged with the listener's <c>protocol</c> and <c>model</c>. In the prefork supervisor
-/// the connection and byte counts include the workers', from their heartbeats, tagged with <c>worker</c>; the
-/// pool's own state is in <c>gateway.workers</c>, <c>gateway.worker.restarts</c>, <c>gateway.worker.memory</c>
-/// and <c>gateway.worker.cpu.time</c>.
+/// every instrument includes the workers' measurements too, tagged with <c>worker</c>: the connection and byte
+/// counts as their heartbeats report them, the per-message ones as the deltas each heartbeat carries
+/// (<see cref="AddFromWorker"/>). The pool's own state is in <c>gateway.workers</c>,
+/// <c>gateway.worker.restarts</c>, <c>gateway.worker.memory</c> and <c>gateway.worker.cpu.time</c>.
 /// </summary>
 public sealed class GatewayMetrics
 {
@@ -27,6 +28,9 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _protocolErrors;
     private readonly Counter<long> _transfers;
     private readonly Counter<long> _transferBytes;
+
+    /// <summary>The instruments a worker's deltas are added to, by name.</summary>
+    private readonly Dictionary<string, Instrument> _forWorkers;
 
     public GatewayMetrics(IMeterFactory meterFactory, GatewayListeners listeners, ConnectionRegistry registry, WorkerPool? pool = null)
     {
@@ -76,6 +80,75 @@ public sealed class GatewayMetrics
         _transfers = meter.CreateCounter<long>("gateway.transfers", "{transfer}",
             "FTP data transfers ended, by direction (receive: upload, transmit: download or listing) and outcome");
         _transferBytes = meter.CreateCounter<long>("gateway.transfer.io", "By", "Bytes moved on FTP data connections, by direction");
+        _forWorkers = new Dictionary<string, Instrument>
+        {
+            [_rejected.Name] = _rejected,
+            [_closedByAdmin.Name] = _closedByAdmin,
+            [_duration.Name] = _duration,
+            [_protocolErrors.Name] = _protocolErrors,
+            [_transfers.Name] = _transfers,
+            [_transferBytes.Name] = _transferBytes,
+        };
+        if (pool is not null)
+        {
+            pool.MetricsReceived += AddFromWorker;
+        }
+    }
+
+    /// <summary>
+    /// Adds what a worker measured since its last heartbeat to these instruments, tagged with the worker. A
+    /// histogram bucket's values are recorded as their mean, as many times as there were values: the mean lies
+    /// in the bucket, so bucket counts, count and sum come out as the worker measured them.
+    /// </summary>
+    public void AddFromWorker(string worker, IReadOnlyList<MetricDelta> deltas)
+    {
+        ArgumentNullException.ThrowIfNull(deltas);
+        foreach (var delta in deltas)
+        {
+            var tags = new TagList { { "worker", worker } };
+            foreach (var (key, value) in delta.Tags)
+            {
+                if (key != "worker")
+                {
+                    tags.Add(key, value);
+                }
+            }
+
+            switch (_forWorkers.GetValueOrDefault(delta.Instrument))
+            {
+                case Counter<long> counter when delta.Add is > 0 and var added:
+                    counter.Add(added, tags);
+                    break;
+                case Histogram<double> histogram when delta.Buckets is { } buckets:
+                    var bounds = histogram.Advice?.HistogramBucketBoundaries ?? [];
+                    foreach (var bucket in buckets)
+                    {
+                        if (bucket.Count <= 0 || bucket.Index < 0 || bucket.Index > bounds.Count)
+                        {
+                            continue;
+                        }
+
+                        var mean = bucket.Sum / bucket.Count;
+                        // Kept inside (lower, upper] against rounding: n equal values on a boundary may average just past it.
+                        if (bucket.Index < bounds.Count)
+                        {
+                            mean = Math.Min(mean, bounds[bucket.Index]);
+                        }
+
+                        if (bucket.Index > 0)
+                        {
+                            mean = Math.Max(mean, Math.BitIncrement(bounds[bucket.Index - 1]));
+                        }
+
+                        for (var i = 0; i < bucket.Count; i++)
+                        {
+                            histogram.Record(mean, tags);
+                        }
+                    }
+
+                    break;
+            }
+        }
     }
 
     public void Rejected(ListenerStats listener, string reason)

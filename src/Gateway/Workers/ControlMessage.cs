@@ -10,7 +10,7 @@ namespace Gateway.Workers;
 /// other fields belong to some types only.
 /// </summary>
 /// <remarks>
-/// Worker → supervisor: <c>hello</c> (index, pid, token), <c>ready</c>, <c>heartbeat</c> (connections).
+/// Worker → supervisor: <c>hello</c> (index, pid, token), <c>ready</c>, <c>heartbeat</c> (connections, counters, metric deltas).
 /// Supervisor → worker: <c>sockets</c> (listeners; the descriptors travel with this frame as SCM_RIGHTS),
 /// <c>drain</c>. Requests the worker answers with the same <see cref="RequestId"/>: <c>list</c> (query) →
 /// <c>page</c>; <c>get</c> (id) → <c>connection</c> (null when it has no such connection); <c>close</c> (id,
@@ -57,10 +57,27 @@ internal sealed record ControlMessage(string Type)
 
     /// <summary><c>heartbeat</c>: each listener's counters in this worker since it started.</summary>
     public ListenerCounts[]? Counts { get; init; }
+
+    /// <summary><c>heartbeat</c>: what the worker's counters and histograms measured since its last heartbeat.</summary>
+    public MetricDelta[]? Metrics { get; init; }
 }
 
 /// <summary>A listener's counters in one worker, as the admin API's listener list and the metrics show them.</summary>
 public sealed record ListenerCounts(string Key, int Active, long Accepted, long BytesIn, long BytesOut);
+
+/// <summary>
+/// One series of a worker's <c>Gateway</c> meter since its last heartbeat: a counter's increase
+/// (<see cref="Add"/>) or a histogram's new measurements, per bucket (<see cref="Buckets"/>).
+/// </summary>
+public sealed record MetricDelta(string Instrument, Dictionary<string, string> Tags)
+{
+    public long? Add { get; init; }
+
+    public HistogramBucket[]? Buckets { get; init; }
+}
+
+/// <summary>How many values fell in the bucket at <see cref="Index"/> of a histogram's boundaries, and their sum.</summary>
+public sealed record HistogramBucket(int Index, long Count, double Sum);
 
 /// <summary>A listener's descriptors in a <c>sockets</c> message: <see cref="Count"/> of them, for <see cref="Key"/>.</summary>
 internal sealed record PassedListener(string Key, int Count, int Port)

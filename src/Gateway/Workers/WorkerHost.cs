@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using Gateway.Connections;
 using Gateway.Listeners;
+using Gateway.Telemetry;
 
 namespace Gateway.Workers;
 
@@ -61,6 +62,7 @@ public static partial class WorkerHost
 
         var role = new WorkerRole(index, sockets.Workers ?? 1, options.Workers.Mode, Assign(sockets, descriptors));
         builder.AddGateway(options, endpoints, role);
+        using var measurements = new WorkerMeasurements(GatewayMetrics.MeterName);
         await using var app = builder.Build();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Worker");
         await app.StartAsync();
@@ -82,7 +84,7 @@ public static partial class WorkerHost
         var lifetime = app.Lifetime;
         var registry = app.Services.GetRequiredService<ConnectionRegistry>();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(lifetime.ApplicationStopping);
-        var heartbeats = HeartbeatAsync(channel, registry, listeners, stop.Token);
+        var heartbeats = HeartbeatAsync(channel, () => Heartbeat(registry, listeners, measurements), stop.Token);
         _ = ListenAsync(channel, app.Services, logger, index);
         _ = role.Served.Task.ContinueWith(_ => lifetime.StopApplication(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         await app.WaitForShutdownAsync();
@@ -91,7 +93,7 @@ public static partial class WorkerHost
         try
         {
             // The last word: counters as they ended (a per-connection worker's whole life).
-            await channel.SendAsync(Heartbeat(registry, listeners), CancellationToken.None);
+            await channel.SendAsync(Heartbeat(registry, listeners, measurements), CancellationToken.None);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
@@ -126,14 +128,14 @@ public static partial class WorkerHost
     }
 
     /// <summary>Every second: alive, and this worker's counters (the supervisor exports them, tagged with the worker).</summary>
-    private static async Task HeartbeatAsync(ControlChannel channel, ConnectionRegistry registry, GatewayListeners listeners, CancellationToken stop)
+    private static async Task HeartbeatAsync(ControlChannel channel, Func<ControlMessage> heartbeat, CancellationToken stop)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
         try
         {
             while (await timer.WaitForNextTickAsync(stop))
             {
-                await channel.SendAsync(Heartbeat(registry, listeners), stop);
+                await channel.SendAsync(heartbeat(), stop);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
@@ -142,14 +144,20 @@ public static partial class WorkerHost
         }
     }
 
-    private static ControlMessage Heartbeat(ConnectionRegistry registry, GatewayListeners listeners)
+    private static ControlMessage Heartbeat(ConnectionRegistry registry, GatewayListeners listeners, WorkerMeasurements measurements)
     {
         var counts = listeners.Stats.Select(l =>
         {
             var (liveIn, liveOut) = registry.LiveBytes(l);
             return new ListenerCounts(l.Endpoint.Key, l.Active, l.Accepted, l.ClosedBytesIn + liveIn, l.ClosedBytesOut + liveOut);
         });
-        return new ControlMessage(ControlMessage.Heartbeat) { Connections = registry.Count, Counts = [.. counts] };
+        var deltas = measurements.TakeDeltas();
+        return new ControlMessage(ControlMessage.Heartbeat)
+        {
+            Connections = registry.Count,
+            Counts = [.. counts],
+            Metrics = deltas.Length == 0 ? null : deltas,
+        };
     }
 
     /// <summary>

@@ -82,6 +82,9 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
 
     public string Mode { get; }
 
+    /// <summary>A worker's heartbeat carried metric deltas: the worker's label (as in <see cref="ListenerCounts()"/>) and the deltas.</summary>
+    public event Action<string, IReadOnlyList<MetricDelta>>? MetricsReceived;
+
     /// <summary>Whether any listener runs on the pool.</summary>
     public bool IsActive => _active;
 
@@ -100,7 +103,7 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     {
         if (!PerConnection)
         {
-            return LiveSlots.SelectMany(s => s.Counts.Select(c => (s.Index.ToString(System.Globalization.CultureInfo.InvariantCulture), c)));
+            return LiveSlots.SelectMany(s => s.Counts.Select(c => (WorkerLabel(s), c)));
         }
 
         lock (_retired)
@@ -111,6 +114,10 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
                 .ToArray();
         }
     }
+
+    /// <summary>The <c>worker</c> tag of a worker's metrics.</summary>
+    private string WorkerLabel(WorkerSlot slot) =>
+        PerConnection ? "per-connection" : slot.Index.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Restarts of each worker place, for the metrics.</summary>
     public IEnumerable<(int Worker, int Restarts)> Restarts() => LiveSlots.Select(s => (s.Index, s.Restarts));
@@ -693,6 +700,11 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
                     case ControlMessage.Heartbeat:
                         slot.Connections = message.Connections ?? slot.Connections;
                         slot.Counts = message.Counts ?? slot.Counts;
+                        if (message.Metrics is { Length: > 0 } deltas)
+                        {
+                            MetricsReceived?.Invoke(WorkerLabel(slot), deltas);
+                        }
+
                         break;
                 }
             }
