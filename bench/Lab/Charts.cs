@@ -1,0 +1,104 @@
+using ScottPlot;
+
+namespace Gateway.Lab;
+
+/// <summary>A chart per scenario (PNG, drawn by ScottPlot), named as the report links them.</summary>
+internal static class Charts
+{
+    private const int Width = 900, Height = 480;
+
+    /// <summary>Draws every chart the rows allow into <paramref name="directory"/>; returns scenario → file name.</summary>
+    public static Dictionary<string, string> Draw(IReadOnlyList<Row> rows, string directory)
+    {
+        var drawn = new Dictionary<string, string>();
+        void Save(string scenario, Plot? plot)
+        {
+            if (plot is null)
+            {
+                return;
+            }
+
+            var file = $"{scenario}.png";
+            plot.SavePng(Path.Combine(directory, file), Width, Height);
+            drawn[scenario] = file;
+        }
+
+        Save("ping", Lines(rows, "ping", r => r.Connections, r => r.Rps, "RPC ping, one in flight: requests/s by connections", "connections", "requests/s"));
+        Save("idle", Lines(rows, "idle", r => r.Idle, r => r.P99Us, "Four active clients among N idle: p99 latency", "idle connections", "p99 µs"));
+        foreach (var (scenario, title) in Report.ScenarioTitles)
+        {
+            if (scenario is "ping" or "idle")
+            {
+                continue;
+            }
+
+            var (value, unit) = scenario switch
+            {
+                "memory" => ((Func<Row, double>)(r => r.KibPerIdle ?? 0), "KiB per idle connection"),
+                "echo-bulk" or "ftp-stor" or "ftp-stor-durable" or "ftp-retr" => (r => r.Mbps, "Mb/s"),
+                "churn" => (r => r.Rps, "connections/s"),
+                _ => (r => r.Rps, "requests/s"),
+            };
+            var selected = rows.Where(r => r.Scenario == scenario && value(r) > 0 && (scenario != "memory" || r.Idle == 10_000)).ToList();
+            Save(scenario, selected.Count == 0 ? null : Bars(selected, value, title, unit));
+        }
+
+        return drawn;
+    }
+
+    /// <summary>One line per model over categorical x values (1, 16, 256, 4096 …), evenly spaced.</summary>
+    private static Plot? Lines(IReadOnlyList<Row> rows, string scenario, Func<Row, int> x, Func<Row, double> y, string title, string xLabel, string yLabel)
+    {
+        var selected = rows.Where(r => r.Scenario == scenario && y(r) > 0).ToList();
+        if (selected.Count == 0)
+        {
+            return null;
+        }
+
+        var categories = selected.Select(x).Distinct().Order().ToArray();
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        var index = 0;
+        foreach (var model in selected.GroupBy(r => r.Model))
+        {
+            var points = model.OrderBy(x).ToArray();
+            var line = plot.Add.Scatter(points.Select(p => (double)Array.IndexOf(categories, x(p))).ToArray(), points.Select(y).ToArray());
+            line.LegendText = model.Key;
+            line.Color = palette.GetColor(index++);
+            line.LineWidth = Report.IsAnchor(model.Key) ? 3 : 1.5f;
+            line.LinePattern = Report.IsAnchor(model.Key) ? LinePattern.Dashed : LinePattern.Solid;
+        }
+
+        plot.Axes.Bottom.SetTicks([.. categories.Select((_, i) => (double)i)], [.. categories.Select(c => c.ToString("N0", System.Globalization.CultureInfo.InvariantCulture))]);
+        plot.Title(title);
+        plot.XLabel(xLabel);
+        plot.YLabel(yLabel);
+        plot.ShowLegend(Alignment.UpperRight);
+        plot.Axes.Margins(bottom: 0);
+        return plot;
+    }
+
+    /// <summary>One bar per row (model, or model at a connection count when there are several), anchors in grey.</summary>
+    private static Plot Bars(List<Row> rows, Func<Row, double> value, string title, string unit)
+    {
+        var plot = new Plot();
+        var several = rows.Select(r => r.Model).Distinct().Count() < rows.Count;
+        var bars = rows.Select((r, i) => new Bar
+        {
+            Position = i,
+            Value = value(r),
+            FillColor = Report.IsAnchor(r.Model) ? Colors.Gray : Colors.SteelBlue,
+            Label = value(r) >= 100 ? value(r).ToString("N0", System.Globalization.CultureInfo.InvariantCulture) : value(r).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture),
+        }).ToList();
+        plot.Add.Bars(bars);
+        plot.Axes.Bottom.SetTicks([.. rows.Select((_, i) => (double)i)],
+            [.. rows.Select(r => several ? $"{r.Model}\n{r.Connections} conn" : r.Model)]);
+        plot.Axes.Bottom.TickLabelStyle.Rotation = 30;
+        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
+        plot.Axes.Bottom.MinimumSize = 110;
+        plot.Title(title);
+        plot.YLabel(unit);
+        plot.Axes.Margins(bottom: 0);
+        return plot;
+    }
+}

@@ -1,0 +1,391 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Gateway.Lab;
+
+/// <summary>
+/// The scenarios of the comparison, each run on every model that can serve it, with the anchors (Redis,
+/// iperf3, vsftpd) measured in the same run. Servers are pinned to CPU 0 and LoadGen to CPU 1 except in the
+/// CPU-bound scenario, which asks how a design uses every core.
+/// </summary>
+internal sealed class Comparison(LabOptions options, Servers servers, Load load)
+{
+    public const int Workers = 2;
+    public const int WorkRounds = 3000;
+
+    /// <summary>Scenario 1's connection counts.</summary>
+    public static readonly int[] PingConnections = [1, 16, 256, 4096];
+
+    /// <summary>Scenario 4's idle connection counts (beside 4 active clients).</summary>
+    public static readonly int[] IdleCounts = [10, 100, 1000, 10000];
+
+    private const int IdleActive = 4;
+
+    public List<Row> Rows { get; } = [];
+
+    public Calibration? Calibration { get; private set; }
+
+    private IEnumerable<ModelConfig> Models => ModelConfig.All(Workers).Where(options.Includes);
+
+    private static void Progress(string message) =>
+        Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {message}");
+
+    private void Add(Row row)
+    {
+        Rows.Add(row);
+        var figure = row.Note is { } note && row.Rps == 0 && row.Mbps == 0 ? note
+            : $"{row.Rps:0} req/s  {row.Mbps:0.#} Mb/s  p50 {row.P50Us:0} us  p99 {row.P99Us:0} us  cpu {row.ServerCpuS:0.0} s  rss {row.ServerRssMb:0} MB";
+        Progress($"  {row.Scenario,-10} {row.Model,-24} c={row.Connections,-5} p={row.Pipeline,-3} idle={row.Idle,-6} {figure}");
+    }
+
+    private void Skip(string model, string scenario, int connections, string why, int pipeline = 1, int idle = 0) =>
+        Add(new Row(model, scenario) { Connections = connections, Pipeline = pipeline, Idle = idle, Note = why });
+
+    /// <summary>
+    /// One LoadGen run made into a row; a run that fails (a model that crashes, descriptors that run out) is a
+    /// row that says so, and the scenario goes on.
+    /// </summary>
+    private async Task<Row?> MeasureAsync(string model, string scenario, ServerProcess server, string? cpus, int warmup, int idle, string? note, params string[] arguments)
+    {
+        try
+        {
+            var row = (await load.RunAsync(server, cpus, warmup, arguments)).ToRow(model, scenario, idle, note);
+            Add(row);
+            return row;
+        }
+        catch (Exception e) when (e is InvalidOperationException or TimeoutException or System.Text.Json.JsonException)
+        {
+            var connections = Array.IndexOf(arguments, "--connections") is >= 0 and var at ? int.Parse(arguments[at + 1], CultureInfo.InvariantCulture) : 0;
+            Skip(model, scenario, connections, $"failed: {e.Message.Split('\n')[0]}", idle: idle);
+            if (server.HasExited)
+            {
+                throw new InvalidOperationException($"{server.Name} exited during {scenario}:\n{server.Log}", e);
+            }
+
+            return null;
+        }
+    }
+
+    private async Task WithGatewayAsync(ModelConfig model, string? cpus, Func<ServerProcess, int, int, Task> body, params string[] extra)
+    {
+        var (server, rpc, echo) = await servers.StartGatewayAsync(model, cpus, extra);
+        await using (server)
+        {
+            await body(server, rpc, echo);
+        }
+    }
+
+    private async Task WithRedisAsync(Func<ServerProcess, int, Task> body)
+    {
+        var (server, port) = await Servers.StartRedisAsync(options.ServerCpus);
+        await using (server)
+        {
+            await body(server, port);
+        }
+    }
+
+    /// <summary>LoadGen's resp PING against redis-benchmark's ping_inline on the same Redis, 16 connections.</summary>
+    public async Task CalibrateAsync()
+    {
+        Progress("calibration: LoadGen against redis-benchmark, PING at 16 connections");
+        await WithRedisAsync(async (redis, port) =>
+        {
+            var ours = await load.RunAsync(redis, options.LoadCpus, 0, "--port", $"{port}", "--protocol", "resp", "--connections", "16");
+            var requests = Math.Max(100_000, (long)(ours.Get("rps") * options.Seconds));
+            var theirs = await RedisBenchmarkAsync(port, 16, requests);
+            Calibration = new Calibration(ours.Get("rps"), theirs, 16);
+            Progress($"  LoadGen {ours.Get("rps"):0}/s, redis-benchmark {theirs:0}/s: {Calibration.Ratio:0.00}");
+        });
+    }
+
+    private async Task<double> RedisBenchmarkAsync(int port, int connections, long requests)
+    {
+        var info = new ProcessStartInfo(options.LoadCpus is null ? "redis-benchmark" : "taskset") { RedirectStandardOutput = true, UseShellExecute = false };
+        string[] arguments = ["redis-benchmark", "-p", $"{port}", "-c", $"{connections}", "-n", $"{requests}", "-t", "ping_inline", "--csv"];
+        foreach (var argument in options.LoadCpus is null ? arguments[1..] : ["-c", options.LoadCpus, .. arguments])
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start redis-benchmark");
+        var output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        // "test","rps",... then "PING_INLINE","123456.78",...
+        var line = output.Split('\n').First(l => l.StartsWith("\"PING_INLINE\"", StringComparison.Ordinal));
+        return double.Parse(line.Split(',')[1].Trim('"'), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>1. RPC ping, one request in flight, at 1 to 4096 connections; Redis PING beside it.</summary>
+    public async Task PingAsync()
+    {
+        Progress("scenario 1: RPC ping, 1 in flight");
+        foreach (var model in Models)
+        {
+            await WithGatewayAsync(model, options.ServerCpus, async (server, rpc, _) =>
+            {
+                foreach (var connections in PingConnections)
+                {
+                    if (!model.Serves(connections))
+                    {
+                        Skip(model.Name, "ping", connections, $"serves at most {model.MaxConnections} at once");
+                        continue;
+                    }
+
+                    await MeasureAsync(model.Name, "ping", server, options.LoadCpus, WarmupFor(model, connections), 0, null, "--port", $"{rpc}", "--connections", $"{connections}");
+                }
+            });
+        }
+
+        await WithRedisAsync(async (redis, port) =>
+        {
+            foreach (var connections in PingConnections)
+            {
+                await MeasureAsync("redis", "ping", redis, options.LoadCpus, 0, 0, null, "--port", $"{port}", "--protocol", "resp", "--connections", $"{connections}");
+            }
+        });
+    }
+
+    /// <summary>A process per connection takes about half a second of CPU to start; a batch of them, longer.</summary>
+    private static int WarmupFor(ModelConfig model, int connections) => model.Warmup == 0 ? 0 : model.Warmup + connections;
+
+    /// <summary>2. RPC ping pipelined, 16 in flight on each of 16 connections; Redis pipelined beside it.</summary>
+    public async Task PipelinedAsync()
+    {
+        Progress("scenario 2: RPC ping pipelined (16 x 16)");
+        foreach (var model in Models)
+        {
+            if (!model.Serves(16))
+            {
+                Skip(model.Name, "pipelined", 16, $"serves at most {model.MaxConnections} at once", pipeline: 16);
+                continue;
+            }
+
+            await WithGatewayAsync(model, options.ServerCpus, (server, rpc, _) =>
+                MeasureAsync(model.Name, "pipelined", server, options.LoadCpus, WarmupFor(model, 16), 0, null, "--port", $"{rpc}", "--connections", "16", "--pipeline", "16"));
+        }
+
+        await WithRedisAsync((redis, port) =>
+            MeasureAsync("redis", "pipelined", redis, options.LoadCpus, 0, 0, null, "--port", $"{port}", "--protocol", "resp", "--connections", "16", "--pipeline", "16"));
+    }
+
+    /// <summary>3. Echo: 64-byte messages on 16 connections, and one 64 KiB bulk stream; iperf3 beside the bulk figure.</summary>
+    public async Task EchoAsync()
+    {
+        Progress("scenario 3: echo 64 B (16 connections) and 64 KiB bulk (1 connection)");
+        foreach (var model in Models)
+        {
+            await WithGatewayAsync(model, options.ServerCpus, async (server, _, echo) =>
+            {
+                var connections = Math.Min(16, model.MaxConnections);
+                await MeasureAsync(model.Name, "echo-64", server, options.LoadCpus, WarmupFor(model, connections), 0,
+                    connections < 16 ? $"{connections} connection(s): all it serves at once" : null,
+                    "--port", $"{echo}", "--protocol", "echo", "--message-bytes", "64", "--connections", $"{connections}");
+                await MeasureAsync(model.Name, "echo-bulk", server, options.LoadCpus, WarmupFor(model, 1), 0, null,
+                    "--port", $"{echo}", "--protocol", "echo", "--message-bytes", "65536", "--connections", "1");
+            });
+        }
+
+        var (iperf, port) = await Servers.StartIperfAsync(options.ServerCpus);
+        await using (iperf)
+        {
+            Add(await IperfAsync(iperf, port));
+        }
+    }
+
+    private async Task<Row> IperfAsync(ServerProcess server, int port)
+    {
+        var info = new ProcessStartInfo(options.LoadCpus is null ? "iperf3" : "taskset") { RedirectStandardOutput = true, UseShellExecute = false };
+        string[] arguments = ["iperf3", "-c", "127.0.0.1", "-p", $"{port}", "-t", $"{options.Seconds}", "-J"];
+        foreach (var argument in options.LoadCpus is null ? arguments[1..] : ["-c", options.LoadCpus, .. arguments])
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        var cpuBefore = server.CpuSeconds();
+        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start iperf3");
+        var output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        using var json = System.Text.Json.JsonDocument.Parse(output);
+        var bits = json.RootElement.GetProperty("end").GetProperty("sum_received").GetProperty("bits_per_second").GetDouble();
+        return new Row("iperf3", "echo-bulk")
+        {
+            Connections = 1,
+            MessageBytes = 131072,
+            Mbps = Math.Round(bits / 1e6, 1),
+            ServerCpuS = Math.Round(server.CpuSeconds() - cpuBefore, 2),
+            ServerRssMb = Math.Round(server.RssBytes() / 1048576.0, 1),
+            Note = "one stream, one direction (echo carries every byte both ways)",
+        };
+    }
+
+    /// <summary>
+    /// 4 and 5. Four active RPC clients among N idle connections: latency as N grows (the seeds: select and poll
+    /// degrade linearly, epoll does not), and the server's memory per idle connection.
+    /// </summary>
+    public async Task IdleAsync()
+    {
+        Progress($"scenarios 4 and 5: {IdleActive} active clients among N idle; memory per idle connection");
+        var counts = options.Quick ? IdleCounts : [.. IdleCounts, 100_000];
+        foreach (var model in Models)
+        {
+            if (!model.Serves(IdleActive + IdleCounts[0]))
+            {
+                Skip(model.Name, "idle", IdleActive, $"serves at most {model.MaxConnections} at once");
+                continue;
+            }
+
+            var measured = new List<Row>();
+            await WithGatewayAsync(model, options.ServerCpus, async (server, rpc, _) =>
+            {
+                foreach (var idle in counts)
+                {
+                    // The full run holds 100k idle on the event-loop models of the issue only (epoll, kestrel).
+                    if (idle > 10_000 && model.Name is not ("epoll" or "kestrel"))
+                    {
+                        continue;
+                    }
+
+                    if (!model.Serves(IdleActive + idle))
+                    {
+                        Skip(model.Name, "idle", IdleActive, $"serves at most {model.MaxConnections} at once", idle: idle);
+                        continue;
+                    }
+
+                    if (await IdleAsync(model.Name, server, rpc, "rpc", idle) is { } row)
+                    {
+                        measured.Add(row);
+                    }
+                }
+            });
+            AddMemory(model.Name, measured);
+        }
+
+        var redis = new List<Row>();
+        await WithRedisAsync(async (server, port) =>
+        {
+            foreach (var idle in counts)
+            {
+                if (await IdleAsync("redis", server, port, "resp", idle) is { } row)
+                {
+                    redis.Add(row);
+                }
+            }
+        });
+        AddMemory("redis", redis);
+    }
+
+    /// <summary>One idle-scaling run, unless the descriptor limit cannot hold it (then a row says so).</summary>
+    private async Task<Row?> IdleAsync(string model, ServerProcess server, int port, string protocol, int idle)
+    {
+        if (FileLimit() is var limit && limit < idle + IdleActive + 1000)
+        {
+            Skip(model, "idle", IdleActive, $"needs {idle + IdleActive + 1000} descriptors; RLIMIT_NOFILE is {limit} (bench/run raises it only as far as the hard limit allows)", idle: idle);
+            return null;
+        }
+
+        return await MeasureAsync(model, "idle", server, options.LoadCpus, 0, idle, null,
+            "--port", $"{port}", "--protocol", protocol, "--connections", $"{IdleActive}", "--idle", $"{idle}");
+    }
+
+    /// <summary>This process's descriptor limit (LoadGen and the servers inherit it).</summary>
+    private static long FileLimit()
+    {
+        var line = File.ReadAllLines("/proc/self/limits").FirstOrDefault(l => l.StartsWith("Max open files", StringComparison.Ordinal));
+        var words = line?.Split(' ', StringSplitOptions.RemoveEmptyEntries) ?? [];
+        return words.Length > 3 && long.TryParse(words[3], CultureInfo.InvariantCulture, out var soft) ? soft : long.MaxValue;
+    }
+
+    /// <summary>Memory per idle connection: the growth of peak RSS from the fewest idle connections to each larger count.</summary>
+    private void AddMemory(string model, List<Row> measured)
+    {
+        if (measured.Count < 2)
+        {
+            return;
+        }
+
+        var baseline = measured[0];
+        foreach (var row in measured.Skip(1).Where(r => r.Idle >= 1000))
+        {
+            var kib = (row.ServerRssMb - baseline.ServerRssMb) * 1024 / (row.Idle - baseline.Idle);
+            Add(new Row(model, "memory")
+            {
+                Connections = IdleActive,
+                Idle = row.Idle,
+                ServerRssMb = row.ServerRssMb,
+                KibPerIdle = Math.Round(kib, 2),
+                Note = $"{kib:0.00} KiB per idle connection (RSS {baseline.ServerRssMb:0} MB at {baseline.Idle} idle, {row.ServerRssMb:0} MB at {row.Idle})",
+            });
+        }
+    }
+
+    /// <summary>
+    /// 6. CPU-bound <c>work</c> RPC (~1 ms of SHA-256 each), 16 connections, every core available to the server:
+    /// one reactor confined to one core (the single-threaded event loop) against designs that can use both.
+    /// </summary>
+    public async Task WorkAsync()
+    {
+        Progress($"scenario 6: CPU-bound work ({WorkRounds} rounds), server unpinned");
+        var singleReactor = new ModelConfig("epoll-1core", ["--Gateway:Listeners:Rpc:Model=epoll", "--Gateway:Models:ReactorThreads=1"], ModelConfig.Unbounded);
+        var configurations = new List<(ModelConfig Model, string? Cpus, string Note)>
+        {
+            (singleReactor, options.ServerCpus, "epoll, one reactor thread, pinned to one core: the single-threaded event loop"),
+        };
+        configurations.AddRange(Models.Where(m => m.Name is "kestrel" or "epoll" or "threads" or "prefork")
+            .Select(m => (m, (string?)null, m.Name == "prefork" ? $"{Workers} worker processes" : "one process, thread pool")));
+        foreach (var (model, cpus, note) in configurations)
+        {
+            await WithGatewayAsync(model, cpus, (server, rpc, _) =>
+                MeasureAsync(model.Name, "work", server, null, 0, 0, note, "--port", $"{rpc}", "--connections", "16", "--method", "work", "--params", $"{{\"rounds\":{WorkRounds}}}"));
+        }
+    }
+
+    /// <summary>7. Connection churn: 4 clients that each connect, ping once and close, over and over.</summary>
+    public async Task ChurnAsync()
+    {
+        Progress("scenario 7: connection churn (connect, ping, close)");
+        foreach (var model in Models)
+        {
+            var connections = Math.Min(4, model.MaxConnections);
+            await WithGatewayAsync(model, options.ServerCpus, (server, rpc, _) =>
+                MeasureAsync(model.Name, "churn", server, options.LoadCpus, 0, 0, "rps = connections per second; latency from connect to reply",
+                    "--port", $"{rpc}", "--connections", $"{connections}", "--reconnect", "1"));
+        }
+    }
+
+    /// <summary>8. FTP: STOR and RETR of one file through curl, Gateway against vsftpd (bench/ftp-vs-vsftpd).</summary>
+    public async Task FtpAsync()
+    {
+        var mib = options.Quick ? 256 : 1024;
+        Progress($"scenario 8: FTP {mib} MiB STOR and RETR through curl, against vsftpd");
+        var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, UseShellExecute = false, WorkingDirectory = options.Root };
+        info.ArgumentList.Add("bench/ftp-vs-vsftpd");
+        info.ArgumentList.Add($"{mib}");
+        info.Environment["ROUNDS"] = options.Quick ? "1" : "3";
+        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start bench/ftp-vs-vsftpd");
+        var output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"bench/ftp-vs-vsftpd failed ({process.ExitCode}):\n{output}");
+        }
+
+        // "STOR           best: gateway   812.3 MB/s, vsftpd   900.1 MB/s, ratio 0.90"
+        foreach (var line in output.Split('\n').Where(l => l.Contains("best:", StringComparison.Ordinal)))
+        {
+            var label = line[..line.IndexOf("best:", StringComparison.Ordinal)].Trim();
+            var scenario = "ftp-" + label.ToLowerInvariant().Replace(' ', '-');
+            var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            double After(string word) => double.Parse(words[Array.IndexOf(words, word) + 1], CultureInfo.InvariantCulture);
+            foreach (var server in new[] { "gateway", "vsftpd" })
+            {
+                Add(new Row(server == "gateway" ? "kestrel" : "vsftpd", scenario)
+                {
+                    Connections = 1,
+                    MessageBytes = mib * 1048576,
+                    Mbps = Math.Round(After(server) * 8, 1),
+                    Note = $"curl, best of {info.Environment["ROUNDS"]}; {(label.Contains("durable", StringComparison.Ordinal) ? "vsftpd's time includes an fsync after" : "data phase only")}",
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+using System.Globalization;
+using System.Text;
+
+namespace Gateway.Lab;
+
+/// <summary>One goal of the issue, judged from the rows of one run.</summary>
+internal sealed record Goal(string Id, string Claim, double? Ratio, double Target, string Measured, bool LowerIsBetter = false)
+{
+    public string Verdict => Ratio is not { } ratio ? "not measured"
+        : (LowerIsBetter ? ratio <= Target : ratio >= Target) ? "met"
+        : LowerIsBetter ? $"missed by {(ratio / Target - 1) * 100:0}%" : $"missed by {(1 - ratio / Target) * 100:0}%";
+}
+
+/// <summary>bench/results/latest.md: the machine, the calibration, the goals, a table and a chart per scenario.</summary>
+internal static class Report
+{
+    public static IReadOnlyList<Goal> Goals(IReadOnlyList<Row> rows)
+    {
+        Row? Find(string model, string scenario, Func<Row, bool>? where = null) =>
+            rows.FirstOrDefault(r => r.Model == model && r.Scenario == scenario && (r.Rps > 0 || r.Mbps > 0 || r.KibPerIdle is not null) && (where?.Invoke(r) ?? true));
+        Row? Best(string scenario, Func<Row, double> by, Func<Row, bool>? where = null) =>
+            rows.Where(r => r.Scenario == scenario && !IsAnchor(r.Model) && (where?.Invoke(r) ?? true)).MaxBy(by);
+        double? Ratio(double? a, double? b) => a is { } x && b is { } y && y > 0 ? x / y : null;
+
+        var ping16 = (Func<Row, bool>)(r => r.Connections == 16);
+        var kestrelPing = Find("kestrel", "ping", ping16);
+        var redisPing = Find("redis", "ping", ping16);
+        var kestrelPipe = Find("kestrel", "pipelined");
+        var redisPipe = Find("redis", "pipelined");
+        var echo = Best("echo-64", r => r.Rps, r => r.Connections == 16);
+        var bulk = Best("echo-bulk", r => r.Mbps);
+        var iperf = Find("iperf3", "echo-bulk");
+        var epollMemory = rows.FirstOrDefault(r => r.Model == "epoll" && r.Scenario == "memory" && r.Idle == 10_000);
+        var kestrelMemory = rows.FirstOrDefault(r => r.Model == "kestrel" && r.Scenario == "memory" && r.Idle == 10_000);
+        var fewIdle = Find("epoll", "idle", r => r.Idle == 10);
+        var manyIdle = Find("epoll", "idle", r => r.Idle == 10_000);
+        var ftpStor = (Find("kestrel", "ftp-stor"), Find("vsftpd", "ftp-stor"));
+        var ftpRetr = (Find("kestrel", "ftp-retr"), Find("vsftpd", "ftp-retr"));
+        var prefork = Find("prefork", "work");
+        var single = Find("epoll-1core", "work");
+        string Rps(Row? row) => row is null ? "—" : $"{row.Rps:N0}/s";
+        string Mbps(Row? row) => row is null ? "—" : $"{row.Mbps:N0} Mb/s";
+        var ftpRatio = Ratio(ftpStor.Item1?.Mbps, ftpStor.Item2?.Mbps) is { } stor && Ratio(ftpRetr.Item1?.Mbps, ftpRetr.Item2?.Mbps) is { } retr ? Math.Min(stor, retr) : (double?)null;
+        return
+        [
+            new("P1", "RPC ping, 16 connections: kestrel ≥ 1.0× Redis PING", Ratio(kestrelPing?.Rps, redisPing?.Rps), 1.0, $"{Rps(kestrelPing)} vs {Rps(redisPing)}"),
+            new("P2", "pipelined (16 × 16): kestrel ≥ 1.0× Redis pipelined", Ratio(kestrelPipe?.Rps, redisPipe?.Rps), 1.0, $"{Rps(kestrelPipe)} vs {Rps(redisPipe)}"),
+            new("P3", "echo 64 B, best model ≥ 1.0× Redis PING (16 connections)", Ratio(echo?.Rps, redisPing?.Rps), 1.0, $"{echo?.Model}: {Rps(echo)} vs {Rps(redisPing)}"),
+            new("P4", "bulk echo, best model ≥ 0.5× iperf3", Ratio(bulk?.Mbps, iperf?.Mbps), 0.5, $"{bulk?.Model}: {Mbps(bulk)} vs {Mbps(iperf)}"),
+            new("P5a", "epoll: ≤ 1.4 KiB per idle connection (10k idle)", epollMemory?.KibPerIdle, 1.4, $"{epollMemory?.KibPerIdle:0.00} KiB", LowerIsBetter: true),
+            new("P5b", "kestrel: ≤ 2 KiB per idle connection (10k idle)", kestrelMemory?.KibPerIdle, 2.0, $"{kestrelMemory?.KibPerIdle:0.00} KiB", LowerIsBetter: true),
+            new("P6", "epoll p50 among 10k idle within 1.2× of among 10", Ratio(manyIdle?.P50Us, fewIdle?.P50Us), 1.2,
+                $"p50 {manyIdle?.P50Us:0} vs {fewIdle?.P50Us:0} us (p99 {manyIdle?.P99Us:0} vs {fewIdle?.P99Us:0} us)", LowerIsBetter: true),
+            new("P7", "FTP through curl ≥ 1.0× vsftpd (the lower of STOR and RETR)", ftpRatio, 1.0,
+                $"STOR {Mbps(ftpStor.Item1)} vs {Mbps(ftpStor.Item2)}, RETR {Mbps(ftpRetr.Item1)} vs {Mbps(ftpRetr.Item2)}"),
+            new("P8", $"`work`: prefork ({Comparison.Workers} workers) ≥ 1.6× a single reactor", Ratio(prefork?.Rps, single?.Rps), 1.6, $"{Rps(prefork)} vs {Rps(single)}"),
+        ];
+    }
+
+    public static bool IsAnchor(string model) => model is "redis" or "iperf3" or "vsftpd";
+
+    public static string Markdown(Results results, IReadOnlyDictionary<string, string> charts)
+    {
+        var m = results.Machine;
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"# Gateway: the server models compared ({m.Mode} run, {m.Date})");
+        text.AppendLine();
+        text.AppendLine(CultureInfo.InvariantCulture, $"Machine: {m.Cpu}, {m.Cores} cores, {m.MemoryGib:0} GiB, Linux {m.Kernel}, .NET {m.Dotnet}, {m.Redis}.");
+        text.AppendLine(m.Pinned
+            ? "Servers run pinned to CPU 0 and the load generator to CPU 1 (`taskset`), so a server never competes with its load for a core — except in the CPU-bound `work` scenario, where the question is how a design uses both cores and nothing is pinned (but the single-reactor row, pinned to one core)."
+            : "One core: nothing pinned; servers and load generator share it.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Each run measures {m.Seconds} s after a warm-up; figures move from run to run on a shared machine, ratios within one run hold better. Reproduce: `bench/run{(m.Mode == "quick" ? " --quick" : "")}`.");
+        text.AppendLine();
+        if (results.Calibration is { } calibration)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"**LoadGen calibration**: against the same Redis, LoadGen's PING reached {calibration.LoadGenRps:N0}/s and `redis-benchmark -t ping_inline -c {calibration.Connections}` {calibration.RedisBenchmarkRps:N0}/s: **{calibration.Ratio:0.00}×** ({(calibration.Ratio >= 0.9 ? "≥ 0.9: the generator is not the bottleneck" : "below 0.9: the generator limits the highest figures")}).");
+            text.AppendLine();
+        }
+
+        text.AppendLine("## Goals (ratios from this run)");
+        text.AppendLine();
+        text.AppendLine("| | goal | ratio | measured | verdict |");
+        text.AppendLine("|---|---|---|---|---|");
+        foreach (var goal in Goals(results.Rows))
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {goal.Id} | {goal.Claim} | {(goal.Ratio is { } r ? r.ToString("0.00", CultureInfo.InvariantCulture) : "—")} | {goal.Measured} | {goal.Verdict} |");
+        }
+
+        foreach (var (scenario, title) in Scenarios)
+        {
+            var rows = results.Rows.Where(r => r.Scenario == scenario).ToList();
+            if (rows.Count == 0)
+            {
+                continue;
+            }
+
+            text.AppendLine();
+            text.AppendLine(CultureInfo.InvariantCulture, $"## {title}");
+            text.AppendLine();
+            if (charts.TryGetValue(scenario, out var chart))
+            {
+                text.AppendLine(CultureInfo.InvariantCulture, $"![{title}]({chart})");
+                text.AppendLine();
+            }
+
+            Table(text, rows, scenario);
+        }
+
+        return text.ToString();
+    }
+
+    private static readonly (string Scenario, string Title)[] Scenarios =
+    [
+        ("ping", "1. RPC ping, one request in flight"),
+        ("pipelined", "2. RPC ping pipelined, 16 in flight × 16 connections"),
+        ("echo-64", "3a. Echo, 64-byte messages"),
+        ("echo-bulk", "3b. Echo, 64 KiB bulk on one connection"),
+        ("idle", "4. Four active clients among N idle connections"),
+        ("memory", "5. Memory per idle connection"),
+        ("work", "6. CPU-bound `work` RPC (~1 ms of SHA-256)"),
+        ("churn", "7. Connection churn: connect, one ping, close"),
+        ("ftp-stor", "8a. FTP STOR through curl"),
+        ("ftp-stor-durable", "8b. FTP STOR, vsftpd's time with an fsync after"),
+        ("ftp-retr", "8c. FTP RETR through curl"),
+    ];
+
+    public static IEnumerable<(string Scenario, string Title)> ScenarioTitles => Scenarios;
+
+    private static void Table(StringBuilder text, List<Row> rows, string scenario)
+    {
+        var memory = scenario == "memory";
+        text.AppendLine(memory
+            ? "| model | idle | server RSS MB | KiB per idle connection |"
+            : "| model | conns | pipeline | idle | bytes | req/s | Mb/s | p50 µs | p90 µs | p99 µs | p99.9 µs | server CPU s | server RSS MB | note |");
+        text.AppendLine(memory ? "|---|---|---|---|" : "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var r in rows)
+        {
+            text.AppendLine(memory
+                ? FormattableString.Invariant($"| {r.Model} | {r.Idle:N0} | {r.ServerRssMb:0.0} | {r.KibPerIdle:0.00} |")
+                : r.Rps == 0 && r.Mbps == 0 && r.Note is not null
+                    ? FormattableString.Invariant($"| {r.Model} | {r.Connections} | | | | | | | | | | | | {r.Note} |")
+                    : FormattableString.Invariant($"| {r.Model} | {r.Connections:N0} | {r.Pipeline} | {r.Idle:N0} | {r.MessageBytes:N0} | {r.Rps:N0} | {r.Mbps:N1} | {r.P50Us:N0} | {r.P90Us:N0} | {r.P99Us:N0} | {r.P999Us:N0} | {r.ServerCpuS:0.00} | {r.ServerRssMb:0.0} | {r.Note} |"));
+        }
+    }
+}

@@ -1,0 +1,232 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Gateway.Lab;
+
+/// <summary>
+/// A server the lab started (a gateway, redis-server, iperf3): its process, optionally pinned to CPUs with
+/// taskset, and its resource use read from /proc over the whole process tree (a prefork gateway's workers
+/// count). Stopped by its own pid — SIGTERM, then SIGKILL — and never by name.
+/// </summary>
+internal sealed class ServerProcess : IAsyncDisposable
+{
+    private static readonly double TicksPerSecond = 100; // USER_HZ on Linux
+    private readonly Process _process;
+    private readonly StringWriter _log = new();
+
+    private ServerProcess(Process process, string name)
+    {
+        _process = process;
+        Name = name;
+    }
+
+    public string Name { get; }
+
+    public int Pid => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>The last lines the server wrote (for a failure message).</summary>
+    public string Log
+    {
+        get
+        {
+            lock (_log)
+            {
+                var lines = _log.ToString().Split('\n');
+                return string.Join('\n', lines.TakeLast(20));
+            }
+        }
+    }
+
+    /// <summary>Starts <paramref name="file"/> with <paramref name="arguments"/>, under taskset when <paramref name="cpus"/> is given.</summary>
+    public static ServerProcess Start(string name, string file, IEnumerable<string> arguments, string? cpus, IDictionary<string, string>? environment = null)
+    {
+        var info = new ProcessStartInfo
+        {
+            FileName = cpus is null ? file : "taskset",
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        if (cpus is not null)
+        {
+            info.ArgumentList.Add("-c");
+            info.ArgumentList.Add(cpus);
+            info.ArgumentList.Add(file);
+        }
+
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
+        }
+
+        var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {file}");
+        var server = new ServerProcess(process, name);
+        process.OutputDataReceived += (_, e) => server.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => server.Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return server;
+    }
+
+    private void Append(string? line)
+    {
+        if (line is not null)
+        {
+            lock (_log)
+            {
+                _log.WriteLine(line);
+            }
+        }
+    }
+
+    /// <summary>Waits until <paramref name="ready"/> says yes, or fails with the server's log.</summary>
+    public async Task WaitReadyAsync(Func<Task<bool>> ready, TimeSpan patience)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(patience.TotalSeconds * Stopwatch.Frequency);
+        while (Stopwatch.GetTimestamp() < deadline)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"{Name} exited with {_process.ExitCode}:\n{Log}");
+            }
+
+            try
+            {
+                if (await ready())
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (e is SocketException or IOException or TimeoutException or OperationCanceledException)
+            {
+                // not yet
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException($"{Name} was not ready within {patience.TotalSeconds} s:\n{Log}");
+    }
+
+    /// <summary>Whether a TCP connection to the port is accepted.</summary>
+    public static async Task<bool> AcceptsAsync(int port)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), timeout.Token);
+        return true;
+    }
+
+    /// <summary>CPU seconds used so far by the server and every process under it (reaped children included).</summary>
+    public double CpuSeconds()
+    {
+        var total = 0.0;
+        foreach (var (pid, stat) in Tree())
+        {
+            total += (stat[11] + stat[12]) / TicksPerSecond; // utime, stime
+            if (pid == Pid)
+            {
+                total += (stat[13] + stat[14]) / TicksPerSecond; // cutime, cstime: children it waited for
+            }
+        }
+
+        return total;
+    }
+
+    /// <summary>Resident memory of the server and every process under it, in bytes.</summary>
+    public long RssBytes()
+    {
+        var pageSize = Environment.SystemPageSize;
+        return Tree().Sum(p => (long)p.Stat[21] * pageSize); // rss, in pages
+    }
+
+    /// <summary>
+    /// The server's process and its descendants, each with the fields of /proc/[pid]/stat after the command
+    /// name (index 0 is the state; so field n of proc(5) is at n − 3). taskset execs the server in place, so
+    /// the server is the started process itself.
+    /// </summary>
+    private List<(int Pid, long[] Stat)> Tree()
+    {
+        var all = new Dictionary<int, (int Parent, long[] Stat)>();
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(directory), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var text = File.ReadAllText(Path.Combine(directory, "stat"));
+                var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+                var numbers = fields.Select(f => long.TryParse(f, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : 0).ToArray();
+                all[pid] = ((int)numbers[1], numbers);
+            }
+            catch (IOException)
+            {
+                // gone meanwhile
+            }
+        }
+
+        var tree = new List<(int, long[])>();
+        var queue = new Queue<int>([Pid]);
+        while (queue.Count > 0 && tree.Count < 100_000)
+        {
+            var pid = queue.Dequeue();
+            if (all.TryGetValue(pid, out var entry))
+            {
+                tree.Add((pid, entry.Stat));
+                foreach (var (child, _) in all.Where(p => p.Value.Parent == pid))
+                {
+                    queue.Enqueue(child);
+                }
+            }
+        }
+
+        return tree;
+    }
+
+    /// <summary>SIGTERM, a grace period, then SIGKILL; only this process (a gateway stops its own workers).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            Signal(_process.Id, 15);
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            try
+            {
+                await _process.WaitForExitAsync(grace.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                _process.Kill(entireProcessTree: true);
+                await _process.WaitForExitAsync();
+            }
+        }
+
+        _process.Dispose();
+    }
+
+    private static void Signal(int pid, int signal)
+    {
+        using var kill = Process.Start(new ProcessStartInfo("kill", [$"-{signal}", pid.ToString(CultureInfo.InvariantCulture)]) { UseShellExecute = false });
+        kill?.WaitForExit();
+    }
+
+    /// <summary>A free loopback port: bound to port 0, read, released (the server binds it right after).</summary>
+    public static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+}
