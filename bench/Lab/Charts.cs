@@ -40,6 +40,13 @@ internal static class Charts
                 _ => (r => r.Rps, "requests/s"),
             };
             var selected = rows.Where(r => r.Scenario == scenario && value(r) > 0 && (scenario != "memory" || r.Idle == 10_000)).ToList();
+            if (scenario == "echo-64")
+            {
+                // The anchor of goal P3: Redis PING at the same 16 connections.
+                selected.AddRange(rows.Where(r => r.Model == "redis" && r.Scenario == "ping" && r.Connections == 16 && r.Rps > 0)
+                    .Select(r => r with { Model = "redis PING" }));
+            }
+
             Save(scenario, selected.Count == 0 ? null : Bars(selected, value, title, unit));
         }
 
@@ -57,14 +64,14 @@ internal static class Charts
 
         var categories = selected.Select(x).Distinct().Order().ToArray();
         var plot = new Plot();
-        var palette = new ScottPlot.Palettes.Category10();
+        var palette = new ScottPlot.Palettes.Category10(); // ten models; anchors are drawn in black
         var index = 0;
         foreach (var model in selected.GroupBy(r => r.Model))
         {
             var points = model.OrderBy(x).ToArray();
             var line = plot.Add.Scatter(points.Select(p => (double)Array.IndexOf(categories, x(p))).ToArray(), points.Select(y).ToArray());
             line.LegendText = model.Key;
-            line.Color = palette.GetColor(index++);
+            line.Color = Report.IsAnchor(model.Key) ? Colors.Black : palette.GetColor(index++);
             line.LineWidth = Report.IsAnchor(model.Key) ? 3 : 1.5f;
             line.LinePattern = Report.IsAnchor(model.Key) ? LinePattern.Dashed : LinePattern.Solid;
         }
@@ -73,8 +80,8 @@ internal static class Charts
         plot.Title(title);
         plot.XLabel(xLabel);
         plot.YLabel(yLabel);
-        plot.ShowLegend(Alignment.UpperRight);
-        plot.Axes.Margins(bottom: 0);
+        plot.ShowLegend(Edge.Right);
+        plot.Axes.SetLimitsY(0, selected.Max(y) * 1.08);
         return plot;
     }
 
@@ -93,8 +100,8 @@ internal static class Charts
         plot.Add.Bars(bars);
         plot.Axes.Bottom.SetTicks([.. rows.Select((_, i) => (double)i)],
             [.. rows.Select(r => several ? $"{r.Model}\n{r.Connections} conn" : r.Model)]);
-        plot.Axes.Bottom.TickLabelStyle.Rotation = 30;
-        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
+        plot.Axes.Bottom.TickLabelStyle.Rotation = -30;
+        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleRight;
         plot.Axes.Bottom.MinimumSize = 110;
         plot.Title(title);
         plot.YLabel(unit);

@@ -346,9 +346,12 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
         foreach (var model in Models)
         {
             var connections = Math.Min(4, model.MaxConnections);
+            // A process per connection takes seconds from connect to reply on one core: a longer window, or no
+            // connection both starts and ends inside it.
+            var seconds = model.Warmup == 0 ? options.Seconds : Math.Max(options.Seconds, 20);
             await WithGatewayAsync(model, options.ServerCpus, (server, rpc, _) =>
-                MeasureAsync(model.Name, "churn", server, options.LoadCpus, 0, 0, "rps = connections per second; latency from connect to reply",
-                    "--port", $"{rpc}", "--connections", $"{connections}", "--reconnect", "1"));
+                MeasureAsync(model.Name, "churn", server, options.LoadCpus, model.Warmup, 0, "rps = connections per second; latency from connect to reply",
+                    "--port", $"{rpc}", "--connections", $"{connections}", "--reconnect", "1", "--duration", $"{seconds}"));
         }
     }
 

@@ -5,9 +5,13 @@ namespace Gateway.Lab;
 /// <summary>What to run: the quick matrix (under 15 minutes here) or the full one, which scenarios, where to write.</summary>
 internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warmup, IReadOnlySet<string> Scenarios, IReadOnlySet<string>? Models, string Output, bool Pin = true)
 {
+    /// <summary>Only redraw latest.md and the charts from this results file (after a change to the report).</summary>
+    public string? RedrawFrom { get; init; }
+
     public const string Usage = """
         usage: bench/run [--quick] [--seconds N] [--scenarios ping,pipelined,echo,idle,work,churn,ftp,calibration]
                          [--models kestrel,epoll,...] [--out bench/results] [--no-pin]
+               bench/run --redraw bench/results/latest.json   (only the report and charts again)
         """;
 
     public static readonly string[] AllScenarios = ["calibration", "ping", "pipelined", "echo", "idle", "work", "churn", "ftp"];
@@ -33,6 +37,7 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
         HashSet<string>? models = null;
         var output = "bench/results";
         var pin = true;
+        string? redraw = null;
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -55,6 +60,9 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
                 case "--models":
                     models = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries)];
                     break;
+                case "--redraw":
+                    redraw = Next();
+                    break;
                 case "--no-pin":
                     pin = false;
                     break;
@@ -66,6 +74,6 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
             }
         }
 
-        return new LabOptions(Directory.GetCurrentDirectory(), quick, seconds ?? (quick ? 3 : 10), quick ? 1 : 2, scenarios, models, output, pin);
+        return new LabOptions(Directory.GetCurrentDirectory(), quick, seconds ?? (quick ? 3 : 10), quick ? 1 : 2, scenarios, models, output, pin) { RedrawFrom = redraw };
     }
 }

@@ -24,6 +24,15 @@ if (options is null)
     return 2;
 }
 
+if (options.RedrawFrom is { } from)
+{
+    var saved = JsonSerializer.Deserialize(await File.ReadAllTextAsync(from), LabJson.Default.Results)
+        ?? throw new InvalidDataException($"{from}: no results");
+    Directory.CreateDirectory(options.Output);
+    await File.WriteAllTextAsync(Path.Combine(options.Output, "latest.md"), Report.Markdown(saved, Charts.Draw(saved.Rows, options.Output)));
+    return 0;
+}
+
 var started = Stopwatch.StartNew();
 var comparison = new Comparison(options, new Servers(options), new Load(options));
 var steps = new (string Scenario, Func<Task> Run)[]

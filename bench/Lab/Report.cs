@@ -34,7 +34,9 @@ internal static class Report
         var kestrelMemory = rows.FirstOrDefault(r => r.Model == "kestrel" && r.Scenario == "memory" && r.Idle == 10_000);
         var fewIdle = Find("epoll", "idle", r => r.Idle == 10);
         var manyIdle = Find("epoll", "idle", r => r.Idle == 10_000);
-        var ftpStor = (Find("kestrel", "ftp-stor"), Find("vsftpd", "ftp-stor"));
+        // Gateway answers 226 to a STOR once the file is on disk; vsftpd once it is in the page cache: the fair
+        // anchor for an upload is vsftpd's transfer plus an fsync after it.
+        var ftpStor = (Find("kestrel", "ftp-stor"), Find("vsftpd", "ftp-stor-durable"));
         var ftpRetr = (Find("kestrel", "ftp-retr"), Find("vsftpd", "ftp-retr"));
         var prefork = Find("prefork", "work");
         var single = Find("epoll-1core", "work");
@@ -51,13 +53,13 @@ internal static class Report
             new("P5b", "kestrel: ≤ 2 KiB per idle connection (10k idle)", kestrelMemory?.KibPerIdle, 2.0, $"{kestrelMemory?.KibPerIdle:0.00} KiB", LowerIsBetter: true),
             new("P6", "epoll p50 among 10k idle within 1.2× of among 10", Ratio(manyIdle?.P50Us, fewIdle?.P50Us), 1.2,
                 $"p50 {manyIdle?.P50Us:0} vs {fewIdle?.P50Us:0} us (p99 {manyIdle?.P99Us:0} vs {fewIdle?.P99Us:0} us)", LowerIsBetter: true),
-            new("P7", "FTP through curl ≥ 1.0× vsftpd (the lower of STOR and RETR)", ftpRatio, 1.0,
+            new("P7", "FTP through curl ≥ 1.0× vsftpd (the lower of STOR and RETR; STOR against vsftpd's with an fsync, as Gateway's 226 waits for one)", ftpRatio, 1.0,
                 $"STOR {Mbps(ftpStor.Item1)} vs {Mbps(ftpStor.Item2)}, RETR {Mbps(ftpRetr.Item1)} vs {Mbps(ftpRetr.Item2)}"),
             new("P8", $"`work`: prefork ({Comparison.Workers} workers) ≥ 1.6× a single reactor", Ratio(prefork?.Rps, single?.Rps), 1.6, $"{Rps(prefork)} vs {Rps(single)}"),
         ];
     }
 
-    public static bool IsAnchor(string model) => model is "redis" or "iperf3" or "vsftpd";
+    public static bool IsAnchor(string model) => model is "redis" or "redis PING" or "iperf3" or "vsftpd";
 
     public static string Markdown(Results results, IReadOnlyDictionary<string, string> charts)
     {
