@@ -24,7 +24,7 @@ internal static class Charts
         }
 
         Save("ping", Lines(rows, "ping", r => r.Connections, r => r.Rps, "RPC ping, one in flight: requests/s by connections", "connections", "requests/s"));
-        Save("idle", Lines(rows, "idle", r => r.Idle, r => r.P99Us, "Four active clients among N idle: p99 latency", "idle connections", "p99 µs"));
+        Save("idle", Lines(rows, "idle", r => r.Idle, r => r.P50Us, "Four active clients among N idle: median latency (log scale)", "idle connections", "p50 µs", log: true));
         foreach (var (scenario, title) in Report.ScenarioTitles)
         {
             if (scenario is "ping" or "idle")
@@ -54,8 +54,10 @@ internal static class Charts
     }
 
     /// <summary>One line per model over categorical x values (1, 16, 256, 4096 …), evenly spaced.</summary>
-    private static Plot? Lines(IReadOnlyList<Row> rows, string scenario, Func<Row, int> x, Func<Row, double> y, string title, string xLabel, string yLabel)
+    private static Plot? Lines(IReadOnlyList<Row> rows, string scenario, Func<Row, int> x, Func<Row, double> y, string title, string xLabel, string yLabel, bool log = false)
     {
+        // A log axis is drawn as log10 of the values with ticks labelled back in the values' units.
+        var shown = log ? (Func<Row, double>)(r => Math.Log10(y(r))) : y;
         var selected = rows.Where(r => r.Scenario == scenario && y(r) > 0).ToList();
         if (selected.Count == 0)
         {
@@ -69,7 +71,7 @@ internal static class Charts
         foreach (var model in selected.GroupBy(r => r.Model))
         {
             var points = model.OrderBy(x).ToArray();
-            var line = plot.Add.Scatter(points.Select(p => (double)Array.IndexOf(categories, x(p))).ToArray(), points.Select(y).ToArray());
+            var line = plot.Add.Scatter(points.Select(p => (double)Array.IndexOf(categories, x(p))).ToArray(), points.Select(shown).ToArray());
             line.LegendText = model.Key;
             line.Color = Report.IsAnchor(model.Key) ? Colors.Black : palette.GetColor(index++);
             line.LineWidth = Report.IsAnchor(model.Key) ? 3 : 1.5f;
@@ -81,7 +83,20 @@ internal static class Charts
         plot.XLabel(xLabel);
         plot.YLabel(yLabel);
         plot.ShowLegend(Edge.Right);
-        plot.Axes.SetLimitsY(0, selected.Max(y) * 1.08);
+        if (log)
+        {
+            plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
+            {
+                MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
+                IntegerTicksOnly = true,
+                LabelFormatter = v => Math.Pow(10, v).ToString("N0", System.Globalization.CultureInfo.InvariantCulture),
+            };
+            plot.Axes.SetLimitsY(Math.Floor(selected.Min(shown)), Math.Ceiling(selected.Max(shown)));
+        }
+        else
+        {
+            plot.Axes.SetLimitsY(0, selected.Max(y) * 1.08);
+        }
         return plot;
     }
 

@@ -228,26 +228,28 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
         var counts = options.Quick ? IdleCounts : [.. IdleCounts, 100_000];
         foreach (var model in Models)
         {
-            if (!model.Serves(IdleActive + IdleCounts[0]))
+            if (!model.Serves(IdleActive + IdleCounts[0]) || model.Warmup > 0)
             {
-                Skip(model.Name, "idle", IdleActive, $"serves at most {model.MaxConnections} at once");
+                Skip(model.Name, "idle", IdleActive, model.Warmup > 0 ? "a process per idle connection: not a way to hold idle clients"
+                    : $"serves at most {model.MaxConnections} at once");
                 continue;
+            }
+
+            // Up to its limit: the counts it can hold, then as many as it can (select: FD_SETSIZE).
+            var held = counts.Where(n => model.Serves(IdleActive + n)).ToList();
+            if (held.Count < counts.Length && model.MaxConnections - IdleActive - 20 > held[^1])
+            {
+                held.Add(model.MaxConnections - IdleActive - 20);
             }
 
             var measured = new List<Row>();
             await WithGatewayAsync(model, options.ServerCpus, async (server, rpc, _) =>
             {
-                foreach (var idle in counts)
+                foreach (var idle in held)
                 {
                     // The full run holds 100k idle on the event-loop models of the issue only (epoll, kestrel).
                     if (idle > 10_000 && model.Name is not ("epoll" or "kestrel"))
                     {
-                        continue;
-                    }
-
-                    if (!model.Serves(IdleActive + idle))
-                    {
-                        Skip(model.Name, "idle", IdleActive, $"serves at most {model.MaxConnections} at once", idle: idle);
                         continue;
                     }
 
@@ -304,7 +306,7 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
         }
 
         var baseline = measured[0];
-        foreach (var row in measured.Skip(1).Where(r => r.Idle >= 1000))
+        foreach (var row in measured.Skip(1).Where(r => r.Idle >= 500))
         {
             var kib = (row.ServerRssMb - baseline.ServerRssMb) * 1024 / (row.Idle - baseline.Idle);
             Add(new Row(model, "memory")
