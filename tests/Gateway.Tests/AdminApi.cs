@@ -56,6 +56,26 @@ internal sealed class AdminApi : IDisposable
         }
     }
 
+    /// <summary>Polls <paramref name="path"/> until it answers <paramref name="status"/> (within two seconds: "at once").</summary>
+    public async Task WaitForStatusAsync(string path, System.Net.HttpStatusCode status)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(2);
+        System.Net.HttpStatusCode last;
+        do
+        {
+            using var response = await _http.GetAsync(new Uri(path, UriKind.Relative));
+            last = response.StatusCode;
+            if (last == status)
+            {
+                return;
+            }
+
+            await Task.Delay(20);
+        }
+        while (DateTime.UtcNow < deadline);
+        Assert.Fail($"GET {path} answered {(int)last}, not {(int)status}, for two seconds");
+    }
+
     public void Dispose() => _http.Dispose();
 }
 

@@ -1,3 +1,5 @@
+using Gateway.Listeners;
+
 namespace Gateway.Admin;
 
 public static class HealthEndpoints
@@ -8,8 +10,8 @@ public static class HealthEndpoints
             .WithTags("health")
             .WithSummary("Liveness: the process is alive and serving HTTP");
 
-        endpoints.MapGet("/readyz", (IHostApplicationLifetime lifetime) =>
-            lifetime.ApplicationStarted.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested
+        endpoints.MapGet("/readyz", (IHostApplicationLifetime lifetime, GatewayDrain drain) =>
+            lifetime.ApplicationStarted.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested && !drain.IsDraining
                 ? Results.Text("ready\n")
                 : Results.Text("not ready\n", statusCode: StatusCodes.Status503ServiceUnavailable))
             .WithTags("health")

@@ -22,7 +22,7 @@ public sealed partial class ConnectionCloser(ConnectionRegistry registry, Gatewa
             return false;
         }
 
-        if (record.RequestClose(reason, Grace))
+        if (record.RequestClose($"closed by the admin API: {reason}", Grace))
         {
             metrics.ClosedByAdmin(record.Listener);
             LogClosing(logger, id, record.Listener.Protocol, record.Remote, reason);

@@ -95,7 +95,7 @@ public sealed class ConnectionRecord : IProtocolActivityFeature
     /// <summary>
     /// Kestrel's two phases for one connection: ask it to close (the protocol finishes its request in progress
     /// and says goodbye in its own way), then abort it if it is still there after <paramref name="grace"/>.
-    /// False when a close is already under way.
+    /// False when a close is already under way. <paramref name="reason"/> is what an abort is logged with.
     /// </summary>
     public bool RequestClose(string reason, TimeSpan grace)
     {
@@ -111,18 +111,21 @@ public sealed class ConnectionRecord : IProtocolActivityFeature
         }
         else
         {
-            _connection?.Abort(new ConnectionAbortedException($"closed by the admin API: {reason}"));
+            Abort(reason);
         }
 
         return true;
     }
+
+    /// <summary>Closes the connection now, whatever it is doing.</summary>
+    public void Abort(string reason) => _connection?.Abort(new ConnectionAbortedException(reason));
 
     private async Task AbortAfterAsync(TimeSpan grace, string reason)
     {
         try
         {
             await Task.Delay(grace, _connection!.ConnectionClosed);
-            _connection.Abort(new ConnectionAbortedException($"closed by the admin API: {reason}"));
+            Abort(reason);
         }
         catch (OperationCanceledException)
         {

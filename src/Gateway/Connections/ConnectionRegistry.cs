@@ -53,6 +53,18 @@ public sealed class ConnectionRegistry
 
     public long NextNumber() => Interlocked.Increment(ref _sequence);
 
+    /// <summary>Asks every live connection to close (see <see cref="ConnectionRecord.RequestClose"/>); returns how many were asked.</summary>
+    public int RequestCloseAll(string reason, TimeSpan grace) => _live.Values.Count(record => record.RequestClose(reason, grace));
+
+    /// <summary>Closes every live connection now.</summary>
+    public void AbortAll(string reason)
+    {
+        foreach (var record in _live.Values)
+        {
+            record.Abort(reason);
+        }
+    }
+
     public ConnectionRecord? Find(string id) => _live.TryGetValue(id, out var record) ? record : null;
 
     /// <summary>Bytes of one listener's live connections (closed ones are summed in <see cref="ListenerStats"/>).</summary>

@@ -71,8 +71,14 @@ public static partial class GatewayHost
         builder.Services.AddSingleton<ConnectionMiddleware>();
         builder.Services.AddSingleton<ConnectionCloser>();
         builder.Services.AddSingleton(sp => new GatewayListeners(endpoints, sp.GetRequiredService<ILogger<GatewayListeners>>(), worker));
+        var stopper = new AcceptStopper();
+        builder.Services.AddSingleton(stopper);
+        builder.Services.AddSingleton<GatewayDrain>();
         if (worker is null)
         {
+            // SIGTERM drains with the admin endpoint still up (a worker drains when its supervisor says so).
+            builder.Services.AddSingleton<IHostLifetime, GatewayLifetime>();
+
             // Started after Kestrel has bound the other listeners; binds the prefork ones and starts the workers.
             builder.Services.AddSingleton<WorkerPool>();
             builder.Services.AddHostedService(sp =>
@@ -112,6 +118,7 @@ public static partial class GatewayHost
                 if (endpoint is IPEndPoint)
                 {
                     socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.OutOfBandInline, true);
+                    stopper.Track(socket); // a drain closes the protocol ones while the admin endpoint serves on
                 }
 
                 return socket;
@@ -195,8 +202,6 @@ public static partial class GatewayHost
             LogOpenAdmin(logger, listeners.Admin.Display);
         }
 
-        var shutdownTimeout = app.Services.GetRequiredService<LimitsOptions>().ShutdownTimeoutSeconds;
-        app.Lifetime.ApplicationStopping.Register(() => LogDraining(logger, shutdownTimeout));
         await app.WaitForShutdownAsync();
         LogStopped(logger);
         return 0;
@@ -208,9 +213,6 @@ public static partial class GatewayHost
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "!!! The admin API on {Address} is reachable beyond this machine and has no API key: anyone who can reach it can list and close connections. Set Gateway:Admin:ApiKey, or bind Gateway:Admin:Url to 127.0.0.1.")]
     private static partial void LogOpenAdmin(ILogger logger, string address);
-
-    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Draining: no new connections; open ones finish their request in progress (up to {Seconds} s, then they are aborted)")]
-    private static partial void LogDraining(ILogger logger, int seconds);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Gateway stopped")]
     private static partial void LogStopped(ILogger logger);

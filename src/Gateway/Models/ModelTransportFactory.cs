@@ -13,7 +13,8 @@ namespace Gateway.Models;
 /// The in-process models as one Kestrel transport: binds every <see cref="ModelEndPoint"/> with the model it
 /// names. Kestrel's connection handling (limits, middleware, graceful shutdown) runs on top unchanged.
 /// </summary>
-public sealed partial class ModelTransportFactory(GatewayOptions options, GatewayListeners listeners, GatewayMetrics metrics, ILogger<ModelTransportFactory> logger)
+public sealed partial class ModelTransportFactory(GatewayOptions options, GatewayListeners listeners, GatewayMetrics metrics, AcceptStopper stopper,
+    ILogger<ModelTransportFactory> logger)
     : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     public static readonly IReadOnlyList<string> Reactors = ["epoll", "epoll-et", "poll", "select"];
@@ -67,6 +68,7 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
             SingleConnection => new SingleConnectionListener(model, reactor.Input, OutputPipe),
             _ => throw new NotSupportedException($"model {model.Model} is not an in-process transport"),
         };
+        stopper.Track(listener);
         return ValueTask.FromResult(listener);
     }
 

@@ -71,6 +71,7 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     private DirectoryInfo? _controlDirectory;
     private Task _acceptingControl = Task.CompletedTask;
     private Task _watching = Task.CompletedTask;
+    private Task? _drained;
 
     public WorkerPool(GatewayOptions options, GatewayListeners listeners, ILogger<WorkerPool> logger)
     {
@@ -366,7 +367,16 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
         }
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken)
+    /// <summary>Drains every worker (once: the gateway's drain starts it, the host's stop waits for the same).</summary>
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        lock (_supervisors)
+        {
+            return _drained ??= Task.Run(DrainAsync, CancellationToken.None); // not under the lock: the drain takes it itself
+        }
+    }
+
+    private async Task DrainAsync()
     {
         if (!_active)
         {

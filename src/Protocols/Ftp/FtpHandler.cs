@@ -5,7 +5,7 @@ namespace Gateway.Protocols.Ftp;
 
 /// <summary>
 /// The FTP control connection: a 220 greeting, then CRLF command lines (pipelined ones, and ones sent before
-/// the greeting, are simply read in order). 421 on idle timeout, on shutdown and on an admin close.
+/// the greeting, are simply read in order). 421 on idle timeout, on shutdown and on an admin close (after a transfer under way has finished).
 /// </summary>
 public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, ProtocolLimits limits) : ConnectionHandler
 {
@@ -39,6 +39,13 @@ public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, Protocol
                 switch (read.Status)
                 {
                     case ProtocolReadStatus.Canceled:
+                        // Asked to close (drain or admin): a transfer under way finishes first (its 226 goes out
+                        // as usual), then the client's next command meets the 421.
+                        if (session.TransferInProgress is { } running)
+                        {
+                            await running;
+                        }
+
                         await session.ReplyAsync(421, "Service closing: the server is stopping or an administrator closed this connection.");
                         return;
                     case ProtocolReadStatus.Completed:
