@@ -40,6 +40,24 @@ public sealed class DrainTests
         Assert.Equal(("sleep", 3000, "in-flight"), (reply?.Out, reply?.Result.GetInt32(), reply?.Id?.GetString()));
         Assert.Null(await rpc.Client.ReceiveAsync(timeout.Token));
         Assert.Equal(0, await gateway.WaitForExitAsync(Patience));
+        Assert.True(await gateway.LogsAsync("Draining", Patience), gateway.Output);
+    }
+
+    [Fact]
+    public async Task RequestStillRunningWhenTheShutdownTimeoutEndsIsAborted()
+    {
+        await using var gateway = await GatewayProcess.StartAsync([.. GatewayProcess.LoopbackArgs, "--Gateway:Limits:ShutdownTimeoutSeconds=1"]);
+        using var timeout = new CancellationTokenSource(Patience);
+        await using var connection = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token);
+        Assert.Equal("pong", (await connection.Client.CallAsync("ping", cancellationToken: timeout.Token)).Out);
+        connection.Client.Send("sleep", 10_000);
+        await connection.Client.FlushAsync(timeout.Token);
+        await Task.Delay(300, timeout.Token);
+
+        gateway.Terminate();
+        // The process does not wait out the 10 s sleep: it aborts the connection after 1 s and exits.
+        Assert.Equal(0, await gateway.WaitForExitAsync(TimeSpan.FromSeconds(9)));
+        Assert.Equal(0, await TcpClients.ReadUntilClosedAsync(connection.Socket, Patience));
     }
 
     [Fact]

@@ -4,46 +4,10 @@ using System.Net.Sockets;
 
 namespace Gateway.Tests;
 
-/// <summary>Start from the README's command, drain on SIGTERM, and the connection limits, each on its own gateway.</summary>
+/// <summary>Start from the README's command, idle timeouts and the connection limits, each on its own gateway (the drain: DrainTests).</summary>
 public sealed class LifecycleTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
-
-    [Fact]
-    public async Task SigtermStopsAcceptingLetsTheSleepInFlightFinishThenExitsZero()
-    {
-        await using var gateway = await GatewayProcess.StartAsync();
-        using var timeout = new CancellationTokenSource(Patience);
-        await using var connection = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token);
-        await TcpClients.StartSleepInFlightAsync(connection, timeout.Token);
-
-        gateway.Terminate();
-
-        // The listener closes at once: new connections are refused while the sleep is still running.
-        Assert.True(await TcpClients.RefusedWithinAsync(gateway.Rpc, timeout.Token), "the gateway kept accepting after SIGTERM");
-        var reply = await connection.Client.ReceiveAsync(timeout.Token);
-        Assert.Equal(("sleep", 3000, "in-flight"), (reply?.Out, reply?.Result.GetInt32(), reply?.Id?.GetString()));
-        Assert.Null(await connection.Client.ReceiveAsync(timeout.Token)); // then the server closes
-        Assert.Equal(0, await gateway.WaitForExitAsync(Patience));
-        Assert.True(await gateway.LogsAsync("Draining", Patience), gateway.Output);
-    }
-
-    [Fact]
-    public async Task RequestStillRunningWhenTheShutdownTimeoutEndsIsAborted()
-    {
-        await using var gateway = await GatewayProcess.StartAsync([.. GatewayProcess.LoopbackArgs, "--Gateway:Limits:ShutdownTimeoutSeconds=1"]);
-        using var timeout = new CancellationTokenSource(Patience);
-        await using var connection = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token);
-        Assert.Equal("pong", (await connection.Client.CallAsync("ping", cancellationToken: timeout.Token)).Out);
-        connection.Client.Send("sleep", 10_000);
-        await connection.Client.FlushAsync(timeout.Token);
-        await Task.Delay(300, timeout.Token);
-
-        gateway.Terminate();
-        // The process does not wait out the 10 s sleep: it aborts the connection after 1 s and exits.
-        Assert.Equal(0, await gateway.WaitForExitAsync(TimeSpan.FromSeconds(9)));
-        Assert.Equal(0, await TcpClients.ReadUntilClosedAsync(connection.Socket, Patience));
-    }
 
     [Fact]
     public async Task IdleConnectionsAreClosedAfterIdleTimeoutSeconds()
