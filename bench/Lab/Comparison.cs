@@ -305,6 +305,13 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
             return;
         }
 
+        // Only runs that held every connection to the end: a partial one says nothing about memory.
+        measured = [.. measured.Where(r => r.Rps > 0 && r.Note is null)];
+        if (measured.Count < 2)
+        {
+            return;
+        }
+
         var baseline = measured[0];
         foreach (var row in measured.Skip(1).Where(r => r.Idle >= 500))
         {

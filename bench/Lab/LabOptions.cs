@@ -8,10 +8,14 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
     /// <summary>Only redraw latest.md and the charts from this results file (after a change to the report).</summary>
     public string? RedrawFrom { get; init; }
 
+    /// <summary>Measure the chosen scenarios and models again and put their rows in place of theirs in this results file.</summary>
+    public string? MergeInto { get; init; }
+
     public const string Usage = """
         usage: bench/run [--quick] [--seconds N] [--scenarios ping,pipelined,echo,idle,work,churn,ftp,calibration]
                          [--models kestrel,epoll,...] [--out bench/results] [--no-pin]
                bench/run --redraw bench/results/latest.json   (only the report and charts again)
+               bench/run --scenarios idle --models select --merge bench/results/latest.json   (re-measure some cells)
         """;
 
     public static readonly string[] AllScenarios = ["calibration", "ping", "pipelined", "echo", "idle", "work", "churn", "ftp"];
@@ -38,6 +42,7 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
         var output = "bench/results";
         var pin = true;
         string? redraw = null;
+        string? merge = null;
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -63,6 +68,9 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
                 case "--redraw":
                     redraw = Next();
                     break;
+                case "--merge":
+                    merge = Next();
+                    break;
                 case "--no-pin":
                     pin = false;
                     break;
@@ -74,6 +82,6 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
             }
         }
 
-        return new LabOptions(Directory.GetCurrentDirectory(), quick, seconds ?? (quick ? 3 : 10), quick ? 1 : 2, scenarios, models, output, pin) { RedrawFrom = redraw };
+        return new LabOptions(Directory.GetCurrentDirectory(), quick, seconds ?? (quick ? 3 : 10), quick ? 1 : 2, scenarios, models, output, pin) { RedrawFrom = redraw, MergeInto = merge };
     }
 }

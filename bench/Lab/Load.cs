@@ -4,13 +4,15 @@ using System.Text.Json;
 namespace Gateway.Lab;
 
 /// <summary>One LoadGen run's figures (its JSON line), with the server's CPU and peak memory over the run.</summary>
-internal sealed record LoadResult(JsonElement Report, double ServerCpuSeconds, double ServerRssMb)
+internal sealed record LoadResult(JsonElement Report, double ServerCpuSeconds, double ServerRssMb, int ExitCode = 0)
 {
     public double Get(string field) => Report.TryGetProperty(field, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble() : 0;
 
     /// <summary>A row for this run: LoadGen's throughput and latency, the server's CPU and memory.</summary>
     public Row ToRow(string model, string scenario, int idle = 0, string? note = null) => new(model, scenario)
     {
+        // LoadGen exits non-zero when a connection failed or an idle one was closed: the figures are partial.
+        Note = ExitCode == 0 ? note : $"LoadGen exit {ExitCode}: {Get("failed_connections")} connection(s) failed, {Get("idle_open_at_end")}/{idle} idle still open at the end{(note is null ? "" : $"; {note}")}",
         Connections = (int)Get("connections"),
         Pipeline = (int)Get("pipeline"),
         Idle = idle,
@@ -23,7 +25,6 @@ internal sealed record LoadResult(JsonElement Report, double ServerCpuSeconds, d
         P999Us = Get("p999_us"),
         ServerCpuS = Math.Round(ServerCpuSeconds, 2),
         ServerRssMb = Math.Round(ServerRssMb, 1),
-        Note = note,
     };
 }
 
@@ -91,6 +92,6 @@ internal sealed class Load(LabOptions options)
         }
 
         using var document = JsonDocument.Parse(line);
-        return new LoadResult(document.RootElement.Clone(), cpu, peak / 1048576.0);
+        return new LoadResult(document.RootElement.Clone(), cpu, peak / 1048576.0, process.ExitCode);
     }
 }

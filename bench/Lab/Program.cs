@@ -30,6 +30,7 @@ if (options.RedrawFrom is { } from)
         ?? throw new InvalidDataException($"{from}: no results");
     Directory.CreateDirectory(options.Output);
     await File.WriteAllTextAsync(Path.Combine(options.Output, "latest.md"), Report.Markdown(saved, Charts.Draw(saved.Rows, options.Output)));
+    await File.WriteAllTextAsync(Path.Combine(options.Output, "summary.md"), Report.Summary(saved.Rows));
     return 0;
 }
 
@@ -63,6 +64,25 @@ foreach (var (scenario, run) in steps.Where(s => options.Runs(s.Scenario)))
 
 Directory.CreateDirectory(options.Output);
 var results = new Results(Machine.Describe(options), comparison.Calibration, comparison.Rows);
+if (options.MergeInto is { } into)
+{
+    // The earlier run with the re-measured cells replaced: rows of the chosen models in the scenarios just run.
+    var earlier = JsonSerializer.Deserialize(await File.ReadAllTextAsync(into), LabJson.Default.Results)
+        ?? throw new InvalidDataException($"{into}: no results");
+    var models = comparison.Rows.Select(r => r.Model).ToHashSet();
+    var scenarios = comparison.Rows.Select(r => r.Scenario).ToHashSet();
+    if (scenarios.Contains("idle"))
+    {
+        scenarios.Add("memory"); // derived from the idle rows: an old one must not outlive them
+    }
+
+    results = earlier with
+    {
+        Rows = [.. earlier.Rows.Where(r => !(models.Contains(r.Model) && scenarios.Contains(r.Scenario))), .. comparison.Rows],
+        Remeasured = [.. earlier.Remeasured ?? [], $"{string.Join(", ", scenarios.Order())} for {string.Join(", ", models.Order())} at {results.Machine.Date}"],
+    };
+}
+
 await File.WriteAllTextAsync(Path.Combine(options.Output, "latest.json"), JsonSerializer.Serialize(results, LabJson.Default.Results));
 var charts = Charts.Draw(results.Rows, options.Output);
 var markdown = Report.Markdown(results, charts);
@@ -72,6 +92,7 @@ if (failures.Count > 0)
 }
 
 await File.WriteAllTextAsync(Path.Combine(options.Output, "latest.md"), markdown);
+await File.WriteAllTextAsync(Path.Combine(options.Output, "summary.md"), Report.Summary(results.Rows));
 Console.Error.WriteLine($"wrote {options.Output}/latest.json, latest.md and {charts.Count} charts in {started.Elapsed.TotalMinutes:0.0} min");
 foreach (var goal in Report.Goals(results.Rows))
 {

@@ -59,6 +59,41 @@ internal static class Report
         ];
     }
 
+    /// <summary>
+    /// One line per model across the scenarios (the README's Comparison table): ping and echo at 16 connections
+    /// (or all a model serves), pipelined, bulk, churn, median latency among 10 and 10k idle, memory per idle.
+    /// </summary>
+    public static string Summary(IReadOnlyList<Row> rows)
+    {
+        Row? Cell(string model, string scenario, Func<Row, bool>? where = null) =>
+            rows.Where(r => r.Model == model && r.Scenario == scenario && (r.Rps > 0 || r.Mbps > 0 || r.KibPerIdle is not null) && (where?.Invoke(r) ?? true))
+                .OrderByDescending(r => r.Connections == 16).FirstOrDefault();
+        static string N(double? value, string format = "N0") => value is { } v ? v.ToString(format, CultureInfo.InvariantCulture) : "—";
+        static string Conns(Row? row) => row is { Connections: not 16 } ? $" ({row.Connections} conn)" : "";
+        var text = new StringBuilder();
+        text.AppendLine("| model | ping, 16 conns (req/s) | pipelined 16×16 | echo 64 B | bulk echo (Mb/s) | churn (conn/s) | p50 µs, 4 active among 10 → 10k idle | KiB per idle conn |");
+        text.AppendLine("|---|---|---|---|---|---|---|---|");
+        foreach (var model in rows.Select(r => r.Model).Where(m => m is not ("iperf3" or "vsftpd" or "epoll-1core")).Distinct())
+        {
+            var ping = Cell(model, "ping");
+            var echo = Cell(model, "echo-64");
+            var few = Cell(model, "idle", r => r.Idle == 10);
+            // Among 10k idle, or among as many as the model holds (select, threads), said so.
+            var many = rows.Where(r => r.Model == model && r.Scenario == "idle" && r.Rps > 0 && r.Idle is > 10 and <= 10_000).MaxBy(r => r.Idle);
+            var idle = few is null ? "—" : $"{N(few.P50Us)} → {(many is null ? "—" : N(many.P50Us))}{(many is { Idle: < 10_000 } ? $" ({many.Idle:N0} idle: its limit)" : "")}";
+            var memory = rows.Where(r => r.Model == model && r.Scenario == "memory" && r.Idle <= 10_000).MaxBy(r => r.Idle)?.KibPerIdle;
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"| {(IsAnchor(model) ? $"**{model}**" : model)} | {N(ping?.Rps)}{Conns(ping)} | {N(Cell(model, "pipelined")?.Rps)} | {N(echo?.Rps)}{Conns(echo)} | {N(Cell(model, "echo-bulk")?.Mbps)} | {N(Cell(model, "churn")?.Rps)} | {idle} | {N(memory, "0.0")} |");
+        }
+
+        if (Cell("iperf3", "echo-bulk") is { } iperf)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"| **iperf3** (one stream, one way) | | | | {N(iperf.Mbps)} | | | |");
+        }
+
+        return text.ToString();
+    }
+
     public static bool IsAnchor(string model) => model is "redis" or "redis PING" or "iperf3" or "vsftpd";
 
     public static string Markdown(Results results, IReadOnlyDictionary<string, string> charts)
@@ -72,6 +107,11 @@ internal static class Report
             ? "Servers run pinned to CPU 0 and the load generator to CPU 1 (`taskset`), so a server never competes with its load for a core — except in the CPU-bound `work` scenario, where the question is how a design uses both cores and nothing is pinned (but the single-reactor row, pinned to one core)."
             : "One core: nothing pinned; servers and load generator share it.");
         text.AppendLine(CultureInfo.InvariantCulture, $"Each run measures {m.Seconds} s after a warm-up; figures move from run to run on a shared machine, ratios within one run hold better. Reproduce: `bench/run{(m.Mode == "quick" ? " --quick" : "")}`.");
+        foreach (var again in results.Remeasured ?? [])
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"Measured again after the run: {again}.");
+        }
+
         text.AppendLine();
         if (results.Calibration is { } calibration)
         {

@@ -38,7 +38,11 @@ internal sealed record Row(string Model, string Scenario)
 }
 
 /// <summary>bench/results/latest.json.</summary>
-internal sealed record Results(MachineInfo Machine, Calibration? Calibration, IReadOnlyList<Row> Rows);
+internal sealed record Results(MachineInfo Machine, Calibration? Calibration, IReadOnlyList<Row> Rows)
+{
+    /// <summary>Cells measured again after the run (bench/run --merge): which, and when.</summary>
+    public IReadOnlyList<string>? Remeasured { get; init; }
+}
 
 /// <summary>LoadGen against redis-benchmark on the same Redis: below 0.9 the generator, not the server, limits the figures.</summary>
 internal sealed record Calibration(double LoadGenRps, double RedisBenchmarkRps, int Connections)
