@@ -62,7 +62,10 @@ public sealed partial class GatewayDrain(AcceptStopper stopper, GatewayListeners
             using var deadline = new CancellationTokenSource(timeout + TimeSpan.FromSeconds(1));
             while ((registry.Count > 0 || !workers.IsCompleted) && !deadline.IsCancellationRequested)
             {
-                await Task.WhenAny(workers, Task.Delay(50, CancellationToken.None));
+                await Task.WhenAny(workers, Task.Delay(100, CancellationToken.None));
+                // A connection accepted just before the listeners stopped may register only now: ask it too
+                // (a connection already asked is skipped).
+                registry.RequestCloseAll(Reason, timeout);
             }
 
             if (registry.Count > 0)
