@@ -120,7 +120,7 @@ public sealed class GatewayMetrics
                     counter.Add(added, tags);
                     break;
                 case Histogram<double> histogram when delta.Buckets is { } buckets:
-                    var bounds = histogram.Advice?.HistogramBucketBoundaries ?? [];
+                    var bounds = histogram.Advice?.HistogramBucketBoundaries ?? WorkerMeasurements.DefaultBoundaries;
                     foreach (var bucket in buckets)
                     {
                         if (bucket.Count <= 0 || bucket.Index < 0 || bucket.Index > bounds.Count)

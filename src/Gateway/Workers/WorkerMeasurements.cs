@@ -18,8 +18,8 @@ namespace Gateway.Workers;
 /// </remarks>
 internal sealed class WorkerMeasurements : IDisposable
 {
-    /// <summary>OpenTelemetry's default explicit bucket boundaries, for a histogram that gives none.</summary>
-    private static readonly double[] DefaultBoundaries = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000];
+    /// <summary>OpenTelemetry's default explicit bucket boundaries, for a histogram that gives none (the supervisor uses the same).</summary>
+    public static readonly double[] DefaultBoundaries = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000];
 
     private readonly MeterListener _listener = new();
     private readonly List<InstrumentSeries> _instruments = [];
