@@ -33,7 +33,7 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
     private void Add(Row row)
     {
         Rows.Add(row);
-        var figure = row.Note is { } note && row.Rps == 0 && row.Mbps == 0 ? note
+        var figure = row.Note is { } note && !row.HasFigure ? note
             : $"{row.Rps:0} req/s  {row.Mbps:0.#} Mb/s  p50 {row.P50Us:0} us  p99 {row.P99Us:0} us  cpu {row.ServerCpuS:0.0} s  rss {row.ServerRssMb:0} MB";
         Progress($"  {row.Scenario,-10} {row.Model,-24} c={row.Connections,-5} p={row.Pipeline,-3} idle={row.Idle,-6} {figure}");
     }
@@ -100,16 +100,8 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
 
     private async Task<double> RedisBenchmarkAsync(int port, int connections, long requests)
     {
-        var info = new ProcessStartInfo(options.LoadCpus is null ? "redis-benchmark" : "taskset") { RedirectStandardOutput = true, UseShellExecute = false };
-        string[] arguments = ["redis-benchmark", "-p", $"{port}", "-c", $"{connections}", "-n", $"{requests}", "-t", "ping_inline", "--csv"];
-        foreach (var argument in options.LoadCpus is null ? arguments[1..] : ["-c", options.LoadCpus, .. arguments])
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start redis-benchmark");
-        var output = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
+        var output = await Pinned.OutputAsync(Pinned.Command(options.LoadCpus, "redis-benchmark",
+            ["-p", $"{port}", "-c", $"{connections}", "-n", $"{requests}", "-t", "ping_inline", "--csv"]));
         // "test","rps",... then "PING_INLINE","123456.78",...
         var line = output.Split('\n').First(l => l.StartsWith("\"PING_INLINE\"", StringComparison.Ordinal));
         return double.Parse(line.Split(',')[1].Trim('"'), CultureInfo.InvariantCulture);
@@ -194,17 +186,8 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
 
     private async Task<Row> IperfAsync(ServerProcess server, int port)
     {
-        var info = new ProcessStartInfo(options.LoadCpus is null ? "iperf3" : "taskset") { RedirectStandardOutput = true, UseShellExecute = false };
-        string[] arguments = ["iperf3", "-c", "127.0.0.1", "-p", $"{port}", "-t", $"{options.Seconds}", "-J"];
-        foreach (var argument in options.LoadCpus is null ? arguments[1..] : ["-c", options.LoadCpus, .. arguments])
-        {
-            info.ArgumentList.Add(argument);
-        }
-
         var cpuBefore = server.CpuSeconds();
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start iperf3");
-        var output = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
+        var output = await Pinned.OutputAsync(Pinned.Command(options.LoadCpus, "iperf3", ["-c", "127.0.0.1", "-p", $"{port}", "-t", $"{options.Seconds}", "-J"]));
         using var json = System.Text.Json.JsonDocument.Parse(output);
         var bits = json.RootElement.GetProperty("end").GetProperty("sum_received").GetProperty("bits_per_second").GetDouble();
         return new Row("iperf3", "echo-bulk")

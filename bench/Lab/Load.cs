@@ -39,20 +39,7 @@ internal sealed class Load(LabOptions options)
     /// </summary>
     public async Task<LoadResult> RunAsync(ServerProcess server, string? cpus, int warmup, params string[] arguments)
     {
-        var info = new ProcessStartInfo { FileName = cpus is null ? "dotnet" : "taskset", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        if (cpus is not null)
-        {
-            info.ArgumentList.Add("-c");
-            info.ArgumentList.Add(cpus);
-            info.ArgumentList.Add("dotnet");
-        }
-
-        info.ArgumentList.Add(LoadGenDll);
-        foreach (var argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-
+        var info = Pinned.Command(cpus, "dotnet", [LoadGenDll, .. arguments]);
         if (!arguments.Contains("--duration"))
         {
             info.ArgumentList.Add("--duration");

@@ -26,11 +26,8 @@ if (options is null)
 
 if (options.RedrawFrom is { } from)
 {
-    var saved = JsonSerializer.Deserialize(await File.ReadAllTextAsync(from), LabJson.Default.Results)
-        ?? throw new InvalidDataException($"{from}: no results");
     Directory.CreateDirectory(options.Output);
-    await File.WriteAllTextAsync(Path.Combine(options.Output, "latest.md"), Report.Markdown(saved, Charts.Draw(saved.Rows, options.Output)));
-    await File.WriteAllTextAsync(Path.Combine(options.Output, "summary.md"), Report.Summary(saved.Rows));
+    await Report.WriteAsync(await Results.ReadAsync(from), options.Output, []);
     return 0;
 }
 
@@ -67,8 +64,7 @@ var results = new Results(Machine.Describe(options), comparison.Calibration, com
 if (options.MergeInto is { } into)
 {
     // The earlier run with the re-measured cells replaced: rows of the chosen models in the scenarios just run.
-    var earlier = JsonSerializer.Deserialize(await File.ReadAllTextAsync(into), LabJson.Default.Results)
-        ?? throw new InvalidDataException($"{into}: no results");
+    var earlier = await Results.ReadAsync(into);
     var models = comparison.Rows.Select(r => r.Model).ToHashSet();
     var scenarios = comparison.Rows.Select(r => r.Scenario).ToHashSet();
     if (scenarios.Contains("idle"))
@@ -84,16 +80,8 @@ if (options.MergeInto is { } into)
 }
 
 await File.WriteAllTextAsync(Path.Combine(options.Output, "latest.json"), JsonSerializer.Serialize(results, LabJson.Default.Results));
-var charts = Charts.Draw(results.Rows, options.Output);
-var markdown = Report.Markdown(results, charts);
-if (failures.Count > 0)
-{
-    markdown += "\n## Scenarios that failed in this run\n\n" + string.Concat(failures.Select(f => $"* {f}\n"));
-}
-
-await File.WriteAllTextAsync(Path.Combine(options.Output, "latest.md"), markdown);
-await File.WriteAllTextAsync(Path.Combine(options.Output, "summary.md"), Report.Summary(results.Rows));
-Console.Error.WriteLine($"wrote {options.Output}/latest.json, latest.md and {charts.Count} charts in {started.Elapsed.TotalMinutes:0.0} min");
+var charts = await Report.WriteAsync(results, options.Output, failures);
+Console.Error.WriteLine($"wrote {options.Output}/latest.json, latest.md and {charts} charts in {started.Elapsed.TotalMinutes:0.0} min");
 foreach (var goal in Report.Goals(results.Rows))
 {
     Console.Error.WriteLine($"  {goal.Id,-4} {goal.Verdict,-16} {goal.Claim}: {goal.Measured}");

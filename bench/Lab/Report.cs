@@ -14,10 +14,25 @@ internal sealed record Goal(string Id, string Claim, double? Ratio, double Targe
 /// <summary>bench/results/latest.md: the machine, the calibration, the goals, a table and a chart per scenario.</summary>
 internal static class Report
 {
+    /// <summary>Writes latest.md (with the scenarios that failed, if any), summary.md and the charts; returns how many charts.</summary>
+    public static async Task<int> WriteAsync(Results results, string output, IReadOnlyList<string> failures)
+    {
+        var charts = Charts.Draw(results.Rows, output);
+        var markdown = Markdown(results, charts);
+        if (failures.Count > 0)
+        {
+            markdown += "\n## Scenarios that failed in this run\n\n" + string.Concat(failures.Select(f => $"* {f}\n"));
+        }
+
+        await File.WriteAllTextAsync(Path.Combine(output, "latest.md"), markdown);
+        await File.WriteAllTextAsync(Path.Combine(output, "summary.md"), Summary(results.Rows));
+        return charts.Count;
+    }
+
     public static IReadOnlyList<Goal> Goals(IReadOnlyList<Row> rows)
     {
         Row? Find(string model, string scenario, Func<Row, bool>? where = null) =>
-            rows.FirstOrDefault(r => r.Model == model && r.Scenario == scenario && (r.Rps > 0 || r.Mbps > 0 || r.KibPerIdle is not null) && (where?.Invoke(r) ?? true));
+            rows.FirstOrDefault(r => r.Model == model && r.Scenario == scenario && r.HasFigure && (where?.Invoke(r) ?? true));
         Row? Best(string scenario, Func<Row, double> by, Func<Row, bool>? where = null) =>
             rows.Where(r => r.Scenario == scenario && !IsAnchor(r.Model) && (where?.Invoke(r) ?? true)).MaxBy(by);
         double? Ratio(double? a, double? b) => a is { } x && b is { } y && y > 0 ? x / y : null;
@@ -66,7 +81,7 @@ internal static class Report
     public static string Summary(IReadOnlyList<Row> rows)
     {
         Row? Cell(string model, string scenario, Func<Row, bool>? where = null) =>
-            rows.Where(r => r.Model == model && r.Scenario == scenario && (r.Rps > 0 || r.Mbps > 0 || r.KibPerIdle is not null) && (where?.Invoke(r) ?? true))
+            rows.Where(r => r.Model == model && r.Scenario == scenario && r.HasFigure && (where?.Invoke(r) ?? true))
                 .OrderByDescending(r => r.Connections == 16).FirstOrDefault();
         static string N(double? value, string format = "N0") => value is { } v ? v.ToString(format, CultureInfo.InvariantCulture) : "—";
         static string Conns(Row? row) => row is { Connections: not 16 } ? $" ({row.Connections} conn)" : "";
@@ -180,7 +195,7 @@ internal static class Report
         {
             text.AppendLine(memory
                 ? FormattableString.Invariant($"| {r.Model} | {r.Idle:N0} | {r.ServerRssMb:0.0} | {r.KibPerIdle:0.00} |")
-                : r.Rps == 0 && r.Mbps == 0 && r.Note is not null
+                : !r.HasFigure && r.Note is not null
                     ? FormattableString.Invariant($"| {r.Model} | {r.Connections} | | | | | | | | | | | | {r.Note} |")
                     : FormattableString.Invariant($"| {r.Model} | {r.Connections:N0} | {r.Pipeline} | {r.Idle:N0} | {r.MessageBytes:N0} | {r.Rps:N0} | {r.Mbps:N1} | {r.P50Us:N0} | {r.P90Us:N0} | {r.P99Us:N0} | {r.P999Us:N0} | {r.ServerCpuS:0.00} | {r.ServerRssMb:0.0} | {r.Note} |"));
         }

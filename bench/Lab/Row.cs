@@ -35,6 +35,9 @@ internal sealed record Row(string Model, string Scenario)
 
     /// <summary>Why a cell is empty, or how it was measured when that differs from the scenario's rule.</summary>
     public string? Note { get; init; }
+
+    /// <summary>Whether the row carries a measurement (a skipped or failed cell has only its note).</summary>
+    public bool HasFigure => Rps > 0 || Mbps > 0 || KibPerIdle is not null;
 }
 
 /// <summary>bench/results/latest.json.</summary>
@@ -42,6 +45,9 @@ internal sealed record Results(MachineInfo Machine, Calibration? Calibration, IR
 {
     /// <summary>Cells measured again after the run (bench/run --merge): which, and when.</summary>
     public IReadOnlyList<string>? Remeasured { get; init; }
+
+    public static async Task<Results> ReadAsync(string path) =>
+        JsonSerializer.Deserialize(await File.ReadAllTextAsync(path), LabJson.Default.Results) ?? throw new InvalidDataException($"{path}: no results");
 }
 
 /// <summary>LoadGen against redis-benchmark on the same Redis: below 0.9 the generator, not the server, limits the figures.</summary>

@@ -44,25 +44,7 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <summary>Starts <paramref name="file"/> with <paramref name="arguments"/>, under taskset when <paramref name="cpus"/> is given.</summary>
     public static ServerProcess Start(string name, string file, IEnumerable<string> arguments, string? cpus, IDictionary<string, string>? environment = null)
     {
-        var info = new ProcessStartInfo
-        {
-            FileName = cpus is null ? file : "taskset",
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        if (cpus is not null)
-        {
-            info.ArgumentList.Add("-c");
-            info.ArgumentList.Add(cpus);
-            info.ArgumentList.Add(file);
-        }
-
-        foreach (var argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-
+        var info = Pinned.Command(cpus, file, arguments);
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {
             info.Environment[key] = value;
@@ -177,6 +159,7 @@ internal sealed class ServerProcess : IAsyncDisposable
             }
         }
 
+        var children = all.ToLookup(p => p.Value.Parent, p => p.Key);
         var tree = new List<(int, long[])>();
         var queue = new Queue<int>([Pid]);
         while (queue.Count > 0 && tree.Count < 100_000)
@@ -185,7 +168,7 @@ internal sealed class ServerProcess : IAsyncDisposable
             if (all.TryGetValue(pid, out var entry))
             {
                 tree.Add((pid, entry.Stat));
-                foreach (var (child, _) in all.Where(p => p.Value.Parent == pid))
+                foreach (var child in children[pid])
                 {
                     queue.Enqueue(child);
                 }
