@@ -37,31 +37,14 @@ public sealed partial class DeploymentTests
     /// <summary>Runs a command to its end (at most two minutes); returns its exit code and everything it printed.</summary>
     private static (int Code, string Output) Run(string file, IEnumerable<string> arguments, string? input = null, string? directory = null)
     {
-        var start = new ProcessStartInfo(file)
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = directory ?? Root,
-        };
+        var start = new ProcessStartInfo(file) { UseShellExecute = false, WorkingDirectory = directory ?? Root };
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
         }
 
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {file}");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        process.StandardInput.Write(input ?? "");
-        process.StandardInput.Close();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} ran over two minutes");
-        }
-
-        return (process.ExitCode, stdout.Result + stderr.Result);
+        var (code, stdout, stderr) = GatewayProcess.RunToExitAsync(start, input, TimeSpan.FromMinutes(2)).GetAwaiter().GetResult();
+        return (code, stdout + stderr);
     }
 
     private static string RenderText()

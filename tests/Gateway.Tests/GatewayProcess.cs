@@ -92,15 +92,25 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
     public static Task<(int ExitCode, string Stdout, string Stderr)> RunToExitAsync(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null) =>
         RunToExitAsync(Command(args, environment));
 
-    /// <summary>Runs any child process to its end, killing it (by its id) if it outlives the timeout.</summary>
-    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunToExitAsync(ProcessStartInfo start)
+    /// <summary>
+    /// Runs any child process to its end, with <paramref name="input"/> on its stdin when given, killing it (by
+    /// its id) if it outlives the timeout (a minute unless given).
+    /// </summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunToExitAsync(ProcessStartInfo start, string? input = null, TimeSpan? limit = null)
     {
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
+        start.RedirectStandardInput = input is not null;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(StartTimeout);
+        if (input is not null)
+        {
+            await process.StandardInput.WriteAsync(input);
+            process.StandardInput.Close();
+        }
+
+        using var timeout = new CancellationTokenSource(limit ?? StartTimeout);
         try
         {
             await process.WaitForExitAsync(timeout.Token);

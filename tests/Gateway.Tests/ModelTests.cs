@@ -247,10 +247,7 @@ public sealed class ModelTests(ModelGatewaysFixture fixture)
         }
         finally
         {
-            foreach (var connection in idle)
-            {
-                await connection.DisposeAsync();
-            }
+            await RpcConnection.DisposeAllAsync(idle);
         }
     }
 

@@ -141,10 +141,7 @@ public sealed class PreforkTests
         }
         finally
         {
-            foreach (var connection in connections)
-            {
-                await connection.DisposeAsync();
-            }
+            await RpcConnection.DisposeAllAsync(connections);
         }
     }
 
@@ -219,10 +216,7 @@ public sealed class PreforkTests
         }
         finally
         {
-            foreach (var client in clients)
-            {
-                await client.DisposeAsync();
-            }
+            await RpcConnection.DisposeAllAsync(clients);
 
             crowd.ForEach(socket => socket.Dispose());
         }
@@ -272,10 +266,7 @@ public sealed class PreforkTests
         }
         finally
         {
-            foreach (var connection in connections)
-            {
-                await connection.DisposeAsync();
-            }
+            await RpcConnection.DisposeAllAsync(connections);
         }
     }
 
@@ -422,10 +413,7 @@ public sealed class PreforkTests
             Assert.Equal(pids.Order(), listed.Select(w => w.GetProperty("pid").GetInt32()).Order());
             Assert.All(listed, w => Assert.Equal("per-connection", w.Str("mode")));
 
-            foreach (var connection in connections)
-            {
-                await connection.DisposeAsync();
-            }
+            await RpcConnection.DisposeAllAsync(connections);
 
             connections.Clear();
             await WaitUntilGoneAsync(pids); // exited and reaped: no zombie left
@@ -439,10 +427,7 @@ public sealed class PreforkTests
         }
         finally
         {
-            foreach (var connection in connections)
-            {
-                await connection.DisposeAsync();
-            }
+            await RpcConnection.DisposeAllAsync(connections);
         }
     }
 

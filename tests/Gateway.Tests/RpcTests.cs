@@ -46,10 +46,7 @@ public sealed class RpcTests(ModelGatewaysFixture fixture)
         }
         finally
         {
-            foreach (var connection in connections.Where(c => c is not null))
-            {
-                await connection.DisposeAsync();
-            }
+            await RpcConnection.DisposeAllAsync(connections);
         }
     }
 

@@ -112,6 +112,18 @@ internal sealed class RpcConnection : IAsyncDisposable
     public static async Task<RpcConnection> OpenAsync(IPEndPoint endpoint, IPAddress? from, CancellationToken cancellationToken = default) =>
         new(await TcpClients.ConnectAsync(endpoint, from, cancellationToken));
 
+    /// <summary>Closes every connection of a test's list (the ones not opened yet are null).</summary>
+    public static async Task DisposeAllAsync(IEnumerable<RpcConnection?> connections)
+    {
+        foreach (var connection in connections)
+        {
+            if (connection is not null)
+            {
+                await connection.DisposeAsync();
+            }
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();
