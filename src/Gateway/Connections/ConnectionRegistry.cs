@@ -15,6 +15,7 @@ public sealed class ConnectionRegistry
     private readonly ConcurrentDictionary<string, ConnectionRecord> _live = new(StringComparer.Ordinal);
     private long _sequence;
     private int _count;
+    private ClosingAll? _closingAll;
 
     public int Count => Volatile.Read(ref _count);
 
@@ -39,6 +40,11 @@ public sealed class ConnectionRegistry
 
         Interlocked.Increment(ref _count);
         record.Listener.Opened();
+        if (Volatile.Read(ref _closingAll) is { } closing)
+        {
+            // Accepted just as a drain began: asked to close like the rest.
+            record.RequestClose(closing.Reason, closing.Grace);
+        }
     }
 
     public void Unregister(ConnectionRecord record)
@@ -53,8 +59,16 @@ public sealed class ConnectionRegistry
 
     public long NextNumber() => Interlocked.Increment(ref _sequence);
 
-    /// <summary>Asks every live connection to close (see <see cref="ConnectionRecord.RequestClose"/>); returns how many were asked.</summary>
-    public int RequestCloseAll(string reason, TimeSpan grace) => _live.Values.Count(record => record.RequestClose(reason, grace));
+    /// <summary>
+    /// Asks every live connection to close (see <see cref="ConnectionRecord.RequestClose"/>), and every one
+    /// registered from now on as it comes (a drain stops the listeners first, but a connection accepted just
+    /// before may register after this). Returns how many were asked now.
+    /// </summary>
+    public int RequestCloseAll(string reason, TimeSpan grace)
+    {
+        Volatile.Write(ref _closingAll, new ClosingAll(reason, grace)); // before the walk: an Add either is walked or sees it
+        return _live.Values.Count(record => record.RequestClose(reason, grace));
+    }
 
     /// <summary>Closes every live connection now.</summary>
     public void AbortAll(string reason)
@@ -241,4 +255,6 @@ public sealed class ConnectionRegistry
             return byKey != 0 ? byKey : a.Record.Number.CompareTo(b.Record.Number);
         }
     }
+
+    private sealed record ClosingAll(string Reason, TimeSpan Grace);
 }

@@ -63,9 +63,6 @@ public sealed partial class GatewayDrain(AcceptStopper stopper, GatewayListeners
             while ((registry.Count > 0 || !workers.IsCompleted) && !deadline.IsCancellationRequested)
             {
                 await Task.WhenAny(workers, Task.Delay(100, CancellationToken.None));
-                // A connection accepted just before the listeners stopped may register only now: ask it too
-                // (a connection already asked is skipped).
-                registry.RequestCloseAll(Reason, timeout);
             }
 
             if (registry.Count > 0)
