@@ -49,7 +49,9 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
     {
         try
         {
-            var row = (await load.RunAsync(server, cpus, warmup, arguments)).ToRow(model, scenario, idle, note);
+            // The profile's name: scenario, model and LoadGen's arguments but the port (which differs every run).
+            var label = string.Join('-', [scenario, model, .. arguments.Where((a, i) => a != "--port" && (i == 0 || arguments[i - 1] != "--port")).Select(a => a.TrimStart('-'))]);
+            var row = (await load.RunAsync(server, cpus, warmup, label, arguments)).ToRow(model, scenario, idle, note);
             Add(row);
             return row;
         }
@@ -90,7 +92,7 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
         Progress("calibration: LoadGen against redis-benchmark, PING at 16 connections");
         await WithRedisAsync(async (redis, port) =>
         {
-            var ours = await load.RunAsync(redis, options.LoadCpus, 0, "--port", $"{port}", "--protocol", "resp", "--connections", "16");
+            var ours = await load.RunAsync(redis, options.LoadCpus, 0, "calibration-redis", "--port", $"{port}", "--protocol", "resp", "--connections", "16");
             var requests = Math.Max(100_000, (long)(ours.Get("rps") * options.Seconds));
             var theirs = await RedisBenchmarkAsync(port, 16, requests);
             Calibration = new Calibration(ours.Get("rps"), theirs, 16);

@@ -11,9 +11,12 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
     /// <summary>Measure the chosen scenarios and models again and put their rows in place of theirs in this results file.</summary>
     public string? MergeInto { get; init; }
 
+    /// <summary>Record a CPU profile of the server over every run (perf), written to profiles/ beside the results.</summary>
+    public bool Profile { get; init; }
+
     public const string Usage = """
         usage: bench/run [--quick] [--seconds N] [--scenarios ping,pipelined,echo,idle,work,churn,ftp,calibration]
-                         [--models kestrel,epoll,...] [--out bench/results] [--no-pin]
+                         [--models kestrel,epoll,...] [--out bench/results] [--no-pin] [--profile]
                bench/run --redraw bench/results/latest.json   (only the report and charts again)
                bench/run --scenarios idle --models select --merge bench/results/latest.json   (re-measure some cells)
         """;
@@ -43,6 +46,7 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
         var pin = true;
         string? redraw = null;
         string? merge = null;
+        var profile = false;
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -71,6 +75,9 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
                 case "--merge":
                     merge = Next();
                     break;
+                case "--profile":
+                    profile = true;
+                    break;
                 case "--no-pin":
                     pin = false;
                     break;
@@ -82,6 +89,6 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
             }
         }
 
-        return new LabOptions(Directory.GetCurrentDirectory(), quick, seconds ?? (quick ? 3 : 10), quick ? 1 : 2, scenarios, models, output, pin) { RedrawFrom = redraw, MergeInto = merge };
+        return new LabOptions(Directory.GetCurrentDirectory(), quick, seconds ?? (quick ? 3 : 10), quick ? 1 : 2, scenarios, models, output, pin) { RedrawFrom = redraw, MergeInto = merge, Profile = profile };
     }
 }

@@ -37,7 +37,8 @@ internal sealed class Load(LabOptions options)
     /// Runs LoadGen with <paramref name="arguments"/> (plus the lab's duration and warm-up unless given) against
     /// <paramref name="server"/>, sampling the server's memory every 200 ms; the row's memory is the peak.
     /// </summary>
-    public async Task<LoadResult> RunAsync(ServerProcess server, string? cpus, int warmup, params string[] arguments)
+    /// With <c>--profile</c>, the server's CPU is profiled over the run and the report is named by <paramref name="label"/>.
+    public async Task<LoadResult> RunAsync(ServerProcess server, string? cpus, int warmup, string label, params string[] arguments)
     {
         var info = Pinned.Command(cpus, "dotnet", [LoadGenDll, .. arguments]);
         if (!arguments.Contains("--duration"))
@@ -52,6 +53,8 @@ internal sealed class Load(LabOptions options)
             info.ArgumentList.Add($"{Math.Max(warmup, options.Warmup)}");
         }
 
+        // The server's CPUs: the ones LoadGen is not on when pinned apart, every CPU otherwise.
+        await using var profile = options.Profile ? await Profile.StartAsync(options, cpus is null ? null : options.ServerCpus, label) : null;
         var cpuBefore = server.CpuSeconds();
         using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start LoadGen");
         var stderr = process.StandardError.ReadToEndAsync();
@@ -79,6 +82,11 @@ internal sealed class Load(LabOptions options)
         }
 
         using var document = JsonDocument.Parse(line);
+        if (profile is not null)
+        {
+            await profile.StopAsync(document.RootElement.TryGetProperty("rps", out var rps) ? rps.GetDouble() : 0);
+        }
+
         return new LoadResult(document.RootElement.Clone(), cpu, peak / 1048576.0, process.ExitCode);
     }
 }

@@ -144,6 +144,10 @@ internal static class Report
             text.AppendLine(CultureInfo.InvariantCulture, $"| {goal.Id} | {goal.Claim} | {(goal.Ratio is { } r ? r.ToString("0.00", CultureInfo.InvariantCulture) : "—")} | {goal.Measured} | {goal.Verdict} |");
         }
 
+        // The analysis is written by hand from profiles (bench/run --profile) and committed beside the results.
+        text.AppendLine();
+        text.AppendLine("What limits each missed goal, with CPU profiles and a heap census: [bench/results/profiles](profiles/README.md).");
+
         foreach (var (scenario, title) in Scenarios)
         {
             var rows = results.Rows.Where(r => r.Scenario == scenario).ToList();

@@ -199,7 +199,8 @@ internal sealed class ServerProcess : IAsyncDisposable
         _process.Dispose();
     }
 
-    private static void Signal(int pid, int signal)
+    /// <summary>Sends <paramref name="signal"/> to one process by its pid, with kill(1).</summary>
+    public static void Signal(int pid, int signal)
     {
         using var kill = Process.Start(new ProcessStartInfo("kill", [$"-{signal}", pid.ToString(CultureInfo.InvariantCulture)]) { UseShellExecute = false });
         kill?.WaitForExit();

@@ -66,7 +66,8 @@ internal sealed class Servers(LabOptions options)
             "--Logging:LogLevel:Default=Warning",
             .. model.Settings, .. extra,
         ];
-        var server = ServerProcess.Start($"gateway ({model.Name})", "dotnet", arguments, cpus);
+        var server = ServerProcess.Start($"gateway ({model.Name})", "dotnet", arguments, cpus,
+            options.Profile ? new Dictionary<string, string>(Profile.ServerEnvironment) : null);
         try
         {
             await server.WaitReadyAsync(() => PingsAsync(rpc), TimeSpan.FromSeconds(60));
