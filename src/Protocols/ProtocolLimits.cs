@@ -10,4 +10,17 @@ public sealed record ProtocolLimits
 
     /// <summary>A connection that completes no message for this long is closed. Zero turns it off.</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// A message in progress (an RPC frame, an FTP command line) must arrive at least this fast on average,
+    /// in bytes per second, once <see cref="MinDataRateGrace"/> has passed; a slower peer is closed. Zero turns it
+    /// off. Kestrel's default for request bodies: 240 bytes/s after 5 s.
+    /// </summary>
+    public double MinDataRate { get; init; } = 240;
+
+    public TimeSpan MinDataRateGrace { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>A reader of messages up to <paramref name="maximumMessageSize"/> that enforces the minimum data rate.</summary>
+    public Framing.ProtocolReader Reader(System.IO.Pipelines.PipeReader input, int maximumMessageSize) =>
+        new(input, maximumMessageSize) { MinimumBytesPerSecond = MinDataRate, MinimumRateGrace = MinDataRateGrace };
 }

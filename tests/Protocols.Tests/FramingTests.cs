@@ -261,4 +261,65 @@ public class FramingTests
         off.Arm();
         Assert.False(off.Token.CanBeCanceled);
     }
+
+    [Fact]
+    public async Task AFrameInProgressBelowTheMinimumRateEndsTooSlowWithTheBytesSoFar()
+    {
+        var pipe = new Pipe();
+        var reader = new ProtocolReader(pipe.Reader, 1000) { MinimumBytesPerSecond = 1000, MinimumRateGrace = TimeSpan.FromMilliseconds(200) };
+        // Half a header, then nothing: 2 bytes can never make 1000 bytes/s once the grace is over.
+        await pipe.Writer.WriteAsync(Frame(new byte[50]).AsMemory(0, 2));
+        var read = await reader.ReadAsync(LengthPrefixedFrameReader.Instance).AsTask().WaitAsync(Patience);
+        Assert.Equal(ProtocolReadStatus.TooSlow, read.Status);
+        Assert.Equal(2, read.UnparsedBytes);
+    }
+
+    [Fact]
+    public async Task AQuietConnectionBetweenFramesIsNotTooSlowAndAFastFrameIsRead()
+    {
+        var pipe = new Pipe();
+        var reader = new ProtocolReader(pipe.Reader, 100_000) { MinimumBytesPerSecond = 1000, MinimumRateGrace = TimeSpan.FromMilliseconds(100) };
+        // Nothing in progress: the read waits past the grace (the idle timeout's business, not the rate's).
+        var waiting = reader.ReadAsync(LengthPrefixedFrameReader.Instance).AsTask();
+        await Task.Delay(400);
+        Assert.False(waiting.IsCompleted);
+
+        // A frame in pieces well above the rate, over several graces, is read whole.
+        var frame = Frame(new byte[20_000]);
+        for (var offset = 0; offset < frame.Length; offset += 5000)
+        {
+            await pipe.Writer.WriteAsync(frame.AsMemory(offset, Math.Min(5000, frame.Length - offset)));
+            await Task.Delay(100);
+        }
+
+        var read = await waiting.WaitAsync(Patience);
+        Assert.Equal(ProtocolReadStatus.Message, read.Status);
+        Assert.Equal(20_000, read.Message.Length);
+        reader.Advance();
+
+        // The clock starts afresh for the next frame: a pause before it begins costs nothing.
+        await Task.Delay(300);
+        await pipe.Writer.WriteAsync(Frame("ok"u8.ToArray()));
+        Assert.Equal(ProtocolReadStatus.Message, (await reader.ReadAsync(LengthPrefixedFrameReader.Instance).AsTask().WaitAsync(Patience)).Status);
+    }
+
+    [Fact]
+    public async Task BytesArrivingJustInTimeKeepTheFrameAlive()
+    {
+        var pipe = new Pipe();
+        var reader = new ProtocolReader(pipe.Reader, 100_000) { MinimumBytesPerSecond = 100, MinimumRateGrace = TimeSpan.FromMilliseconds(300) };
+        // 40 bytes every 100 ms is 400 bytes/s: above the rate however long the frame takes.
+        var frame = Frame(new byte[600]);
+        var writing = Task.Run(async () =>
+        {
+            for (var offset = 0; offset < frame.Length; offset += 40)
+            {
+                await pipe.Writer.WriteAsync(frame.AsMemory(offset, Math.Min(40, frame.Length - offset)));
+                await Task.Delay(100);
+            }
+        });
+        var read = await reader.ReadAsync(LengthPrefixedFrameReader.Instance).AsTask().WaitAsync(Patience);
+        Assert.Equal(ProtocolReadStatus.Message, read.Status);
+        await writing;
+    }
 }

@@ -248,6 +248,16 @@ public static class GatewayConfiguration
         {
             problems.Add($"{key}:ShutdownTimeoutSeconds: must be 0 or more");
         }
+
+        if (!(limits.MinDataRateBytesPerSecond >= 0) || double.IsInfinity(limits.MinDataRateBytesPerSecond))
+        {
+            problems.Add($"{key}:MinDataRateBytesPerSecond: must be 0 (off) or more");
+        }
+
+        if (!(limits.MinDataRateGraceSeconds >= 0) || limits.MinDataRateGraceSeconds > TimeSpan.MaxValue.TotalSeconds / 2)
+        {
+            problems.Add($"{key}:MinDataRateGraceSeconds: must be 0 or more");
+        }
     }
 
     private static bool IsPort(string value) =>

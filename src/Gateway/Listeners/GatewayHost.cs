@@ -63,6 +63,8 @@ public static partial class GatewayHost
         {
             MaxFrameBytes = limits.MaxFrameBytes,
             IdleTimeout = TimeSpan.FromSeconds(limits.IdleTimeoutSeconds),
+            MinDataRate = limits.MinDataRateBytesPerSecond,
+            MinDataRateGrace = TimeSpan.FromSeconds(limits.MinDataRateGraceSeconds),
         });
         builder.Services.AddSingleton(FtpOptionsFrom(options.Ftp, builder.Environment.ContentRootPath, limits, worker));
         builder.Services.AddSingleton<FtpLoginGuard>();

@@ -88,6 +88,14 @@ public sealed class LimitsOptions
     /// <summary>0: connections never time out for idleness.</summary>
     public int IdleTimeoutSeconds { get; set; } = 300;
 
+    /// <summary>
+    /// A message in progress (RPC frame, FTP command line) slower than this on average after the grace period
+    /// closes its connection (RPC: a <c>too_slow</c> error frame; FTP: 421). 0 turns it off.
+    /// </summary>
+    public double MinDataRateBytesPerSecond { get; set; } = 240;
+
+    public double MinDataRateGraceSeconds { get; set; } = 5;
+
     public int ShutdownTimeoutSeconds { get; set; } = 30;
 }
 

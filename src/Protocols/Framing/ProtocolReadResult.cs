@@ -13,6 +13,12 @@ public enum ProtocolReadStatus
 
     /// <summary>The message in progress is over the size limit; the stream cannot be re-synchronised.</summary>
     TooLarge,
+
+    /// <summary>
+    /// The message in progress arrives below the minimum data rate (<see cref="ProtocolReader.MinimumBytesPerSecond"/>);
+    /// <see cref="ProtocolReadResult{T}.UnparsedBytes"/> is how much of it came. The connection should be closed.
+    /// </summary>
+    TooSlow,
 }
 
 public readonly struct ProtocolReadResult<TMessage>

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.IO.Pipelines;
 
 namespace Gateway.Protocols.Framing;
@@ -10,6 +11,13 @@ namespace Gateway.Protocols.Framing;
 /// <remarks>
 /// <see cref="TryRead{T}"/> parses only what is already buffered, which lets a handler answer a whole batch
 /// of pipelined messages and flush once when the batch runs out (Garnet's habit).
+/// <para>
+/// A minimum data rate (<see cref="MinimumBytesPerSecond"/>, Kestrel's idea for request bodies) applies to a
+/// message in progress: from the moment part of one is seen, it must keep arriving at that average rate once
+/// <see cref="MinimumRateGrace"/> has passed, or the read ends <see cref="ProtocolReadStatus.TooSlow"/>. A client
+/// trickling a frame a byte a second is dropped within seconds instead of holding its buffer until the idle
+/// timeout; a quiet connection between messages is the idle timeout's business, not this one's.
+/// </para>
 /// </remarks>
 public sealed class ProtocolReader
 {
@@ -21,6 +29,10 @@ public sealed class ProtocolReader
     private SequencePosition _consumed;
     private bool _holdingMessage;
 
+    // The message in progress: when its first bytes were seen (0: none in progress) and how many there are.
+    private long _partialSince;
+    private long _partialBytes;
+
     public ProtocolReader(PipeReader input, int maximumMessageSize)
     {
         ArgumentNullException.ThrowIfNull(input);
@@ -30,6 +42,12 @@ public sealed class ProtocolReader
     }
 
     public int MaximumMessageSize { get; }
+
+    /// <summary>The slowest average a message in progress may arrive at, in bytes per second; 0 turns the check off.</summary>
+    public double MinimumBytesPerSecond { get; init; }
+
+    /// <summary>How long a message in progress may take before <see cref="MinimumBytesPerSecond"/> applies.</summary>
+    public TimeSpan MinimumRateGrace { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Parses a message from bytes already received, without waiting. False: wait with <see cref="ReadAsync{T}"/>.</summary>
     public bool TryRead<TMessage>(IMessageReader<TMessage> reader, out ProtocolReadResult<TMessage> result)
@@ -44,19 +62,77 @@ public sealed class ProtocolReader
         return false;
     }
 
-    /// <summary>Waits until a message, the end of input, a cancelled read or an oversized message.</summary>
+    /// <summary>
+    /// Waits until a message, the end of input, a cancelled read, an oversized message or, with a minimum data
+    /// rate set, a message in progress that arrives too slowly.
+    /// </summary>
     public async ValueTask<ProtocolReadResult<TMessage>> ReadAsync<TMessage>(
         IMessageReader<TMessage> reader, CancellationToken cancellationToken = default)
     {
         ThrowIfHoldingMessage();
         while (true)
         {
-            var read = await _input.ReadAsync(cancellationToken);
+            ReadResult read;
+            if (RateDeadline() is not { } deadline)
+            {
+                read = await _input.ReadAsync(cancellationToken);
+            }
+            else
+            {
+                var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+                if (wait <= TimeSpan.Zero)
+                {
+                    // Bytes that came in at the last moment still count.
+                    if (_input.TryRead(out read))
+                    {
+                        if (TryParse(reader, read, out var late))
+                        {
+                            return late;
+                        }
+
+                        if (RateDeadline() > deadline)
+                        {
+                            continue;
+                        }
+                    }
+
+                    return new(ProtocolReadStatus.TooSlow, default!, _partialBytes);
+                }
+
+                // The wait ends when the message would fall below the rate if nothing more came.
+                using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                timer.CancelAfter(wait);
+                try
+                {
+                    read = await _input.ReadAsync(timer.Token);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    continue; // deadline reached: checked at the top
+                }
+            }
+
             if (TryParse(reader, read, out var result))
             {
                 return result;
             }
         }
+    }
+
+    /// <summary>
+    /// The timestamp at which the message in progress falls below the minimum rate unless more of it comes
+    /// (its start plus the grace, or plus the time its bytes so far are worth at the rate, whichever is later);
+    /// null when none is in progress or no rate is set.
+    /// </summary>
+    private long? RateDeadline()
+    {
+        if (_partialSince == 0 || MinimumBytesPerSecond <= 0)
+        {
+            return null;
+        }
+
+        var seconds = Math.Max(MinimumRateGrace.TotalSeconds, _partialBytes / MinimumBytesPerSecond);
+        return _partialSince + (long)(seconds * Stopwatch.Frequency);
     }
 
     /// <summary>Releases the last message's bytes back to the pipe.</summary>
@@ -89,6 +165,7 @@ public sealed class ProtocolReader
             var status = reader.TryParseMessage(buffer, MaximumMessageSize, ref consumed, ref examined, out var message);
             if (status == MessageParseStatus.Complete)
             {
+                _partialSince = 0;
                 _consumed = consumed;
                 _holdingMessage = true;
                 result = new(ProtocolReadStatus.Message, message, 0);
@@ -110,6 +187,17 @@ public sealed class ProtocolReader
             _input.AdvanceTo(buffer.End);
             result = new(ProtocolReadStatus.Completed, default!, left);
             return true;
+        }
+
+        // Part of a message is here: its clock starts now (or keeps running) for the minimum data rate.
+        _partialBytes = buffer.Slice(consumed).Length;
+        if (_partialBytes == 0)
+        {
+            _partialSince = 0;
+        }
+        else if (_partialSince == 0)
+        {
+            _partialSince = Stopwatch.GetTimestamp();
         }
 
         _input.AdvanceTo(consumed, examined);

@@ -12,7 +12,7 @@ public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, Protocol
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        var lines = new ProtocolReader(connection.Transport.Input, FtpCommandParser.MaxLineBytes);
+        var lines = limits.Reader(connection.Transport.Input, FtpCommandParser.MaxLineBytes);
         await using var session = new FtpSession(connection, options, guard);
         using var wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection);
         var idle = new IdleTimeout(limits.IdleTimeout);
@@ -51,8 +51,11 @@ public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, Protocol
                     case ProtocolReadStatus.Completed:
                         return;
                     case ProtocolReadStatus.TooLarge:
-                        await session.ReplyAsync(500, "Command too long.");
+                        await session.RejectLineAsync(500, "Command too long.", "too_large");
                         continue;
+                    case ProtocolReadStatus.TooSlow:
+                        await session.RejectLineAsync(421, $"Command line arriving slower than {limits.MinDataRate:0} bytes/s: closing the control connection.", "too_slow");
+                        return;
                 }
 
                 var command = FtpCommandParser.Parse(read.Message);

@@ -152,6 +152,13 @@ internal sealed partial class FtpSession : IAsyncDisposable
     // ENOSPC (28) and EDQUOT (122) reach .NET as IOException with the errno in HResult's low bits.
     private static bool IsDiskFull(IOException error) => (error.HResult & 0xFFFF) is 28 or 122;
 
+    /// <summary>Answers a control line that could not be read as a command (too long, too slow), counted as a protocol error.</summary>
+    public async Task RejectLineAsync(int code, string text, string outcome)
+    {
+        await ReplyAsync(code, text);
+        _activity?.MessageHandled("line", outcome, 0);
+    }
+
     private void Report(FtpCommand command, long started)
     {
         var outcome = _lastReplyCode < 400 ? ProtocolOutcomes.Ok : _lastReplyCode.ToString(CultureInfo.InvariantCulture);

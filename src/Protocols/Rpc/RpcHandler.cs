@@ -14,7 +14,7 @@ public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
     {
         ArgumentNullException.ThrowIfNull(connection);
         var input = connection.Transport.Input;
-        var frames = new ProtocolReader(input, limits.MaxFrameBytes);
+        var frames = limits.Reader(input, limits.MaxFrameBytes);
         using var replies = new RpcReplyWriter(connection.Transport.Output);
         using var idle = new IdleTimeout(limits.IdleTimeout);
         // Graceful close (shutdown, admin): the request in progress finishes and is answered, then we return.
@@ -54,8 +54,14 @@ public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
                         $"frame over the limit of {limits.MaxFrameBytes} bytes; closing the connection");
                     Report(activity, null, new RpcOutcome(RpcMethod.Unknown, RpcErrorCodes.TooLarge), Stopwatch.GetTimestamp());
                 }
+                else if (read.Status == ProtocolReadStatus.TooSlow)
+                {
+                    replies.WriteError(default, RpcErrorCodes.TooSlow,
+                        $"frame arriving slower than {limits.MinDataRate:0} bytes/s ({read.UnparsedBytes} bytes in); closing the connection");
+                    Report(activity, null, new RpcOutcome(RpcMethod.Unknown, RpcErrorCodes.TooSlow), Stopwatch.GetTimestamp());
+                }
 
-                // Completed (a torn last frame is not an error), Canceled (close requested) or TooLarge.
+                // Completed (a torn last frame is not an error), Canceled (close requested), TooLarge or TooSlow.
                 break;
             }
 
