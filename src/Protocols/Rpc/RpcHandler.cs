@@ -6,10 +6,14 @@ namespace Gateway.Protocols.Rpc;
 
 /// <summary>
 /// Length-prefixed JSON RPC. Requests are answered in order; every complete frame already received is
-/// answered before one flush, so a client that pipelines N requests gets N replies in one write.
+/// answered before one flush, so a client that pipelines N requests gets N replies in one write — unless the
+/// batch takes longer than 10 ms, which then sends what it has every 10 ms (and stops if the client has gone).
 /// </summary>
 public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
 {
+    // A batch that runs this long sends the replies it has so far (see the loop).
+    private static readonly TimeSpan BatchFlushInterval = TimeSpan.FromMilliseconds(10);
+
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
         ArgumentNullException.ThrowIfNull(connection);
@@ -24,6 +28,7 @@ public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
         try
         {
             var closeRequested = ConnectionLifetime.CloseRequested(connection);
+            var lastFlush = Stopwatch.GetTimestamp();
             while (!closeRequested.IsCancellationRequested)
             {
                 if (!frames.TryRead(LengthPrefixedFrameReader.Instance, out var read))
@@ -36,6 +41,20 @@ public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
                     }
 
                     read = await frames.ReadAsync(LengthPrefixedFrameReader.Instance, idle.Token);
+                    lastFlush = Stopwatch.GetTimestamp();
+                }
+                else if (Stopwatch.GetElapsedTime(lastFlush) > BatchFlushInterval)
+                {
+                    // A long batch (slow methods, a deep pipeline, a backlog) sends what it has every few ms: the
+                    // client sees replies early, and a client that has gone is noticed — the send fails — instead
+                    // of its whole backlog being computed for nobody.
+                    idle.Arm();
+                    if ((await replies.FlushAsync(idle.Token)).IsCompleted || connection.ConnectionClosed.IsCancellationRequested)
+                    {
+                        return;
+                    }
+
+                    lastFlush = Stopwatch.GetTimestamp();
                 }
 
                 if (read.IsMessage)
