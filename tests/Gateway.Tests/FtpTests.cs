@@ -135,7 +135,7 @@ public sealed class FtpOnModelsTests(FtpModelsFixture fixture) : IClassFixture<F
     [
         "commands", "epsv", "ascii", "utf8_names", "read_only_user", "anonymous_read_only", "login_required_and_unknown_user",
         "three_failures_close", "bounce_refused", "pasv_hijack_refused", "abort_transfer", "cut_off_upload_leaves_nothing",
-        "resume_refused_when_atomic", "concurrent_clients", "commands_before_greeting_and_pipelined", "long_line_and_garbage",
+        "vanished_mid_download", "resume_refused_when_atomic", "concurrent_clients", "commands_before_greeting_and_pipelined", "long_line_and_garbage",
         "traversal_stays_inside",
     ];
 
@@ -199,6 +199,7 @@ public sealed class FtpTests(FtpFixture fixture)
     [InlineData("pasv_hijack_refused")]
     [InlineData("abort_transfer")]
     [InlineData("cut_off_upload_leaves_nothing")]
+    [InlineData("vanished_mid_download")]
     [InlineData("resume_refused_when_atomic")]
     [InlineData("concurrent_clients")]
     [InlineData("commands_before_greeting_and_pipelined")]

@@ -272,6 +272,27 @@ def check_cut_off_upload_leaves_nothing():
     ftp.quit()
 
 
+def check_vanished_mid_download():
+    ftp = connect()
+    fresh_dir(ftp, "vanish")
+    data = os.urandom(8_000_000)
+    ftp.storbinary("STOR big.bin", io.BytesIO(data))
+    conn = ftp.transfercmd("RETR big.bin")
+    conn.recv(4096)
+    # The client vanishes: data and control connections reset, no ABOR, no QUIT. (ftp.close() closes the
+    # control socket's file object too; a socket closed under a live makefile() stays open.)
+    for sock in (conn, ftp.sock):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    conn.close()
+    ftp.close()
+    # Another client finds the server well and the file whole.
+    other = connect()
+    other.cwd("vanish")
+    assert download(other, "big.bin") == data
+    assert other.sendcmd("NOOP").startswith("200")
+    other.quit()
+
+
 def check_resume_refused_when_atomic():
     ftp = connect()
     fresh_dir(ftp, "resume")
