@@ -47,9 +47,10 @@ public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
                 {
                     // A long batch (slow methods, a deep pipeline, a backlog) sends what it has every few ms: the
                     // client sees replies early, and a client that has gone is noticed — the send fails — instead
-                    // of its whole backlog being computed for nobody.
+                    // of its whole backlog being computed for nobody. (Not ConnectionClosed: Kestrel raises it on
+                    // the client's FIN, and a client that half-closes after its last request still wants replies.)
                     idle.Arm();
-                    if ((await replies.FlushAsync(idle.Token)).IsCompleted || connection.ConnectionClosed.IsCancellationRequested)
+                    if ((await replies.FlushAsync(idle.Token)).IsCompleted)
                     {
                         return;
                     }
