@@ -68,36 +68,20 @@ public sealed class EchoTests(ModelGatewaysFixture fixture)
     {
         var gateway = await fixture.For(model);
         using var socket = await TcpClients.ConnectAsync(gateway.Echo);
-        socket.Blocking = false;
         var chunk = new byte[65536];
-        long sent = 0;
-        var stalledSince = DateTime.UtcNow;
-        var deadline = DateTime.UtcNow + Patience;
-        // Send without reading until the server holds us back: nothing accepted for 2 s. Without backpressure
-        // the server would buffer without bound and the 512 MiB cap would end the loop instead.
-        while (sent < 512L * 1024 * 1024 && DateTime.UtcNow < deadline && DateTime.UtcNow - stalledSince < TimeSpan.FromSeconds(2))
+        var sent = await TcpClients.SendUntilHeldBackAsync(socket, at =>
         {
             for (var i = 0; i < chunk.Length; i++)
             {
-                chunk[i] = (byte)((sent + i) % 251); // a pattern keyed to the stream position survives partial sends
+                chunk[i] = (byte)((at + i) % 251); // a pattern keyed to the stream position survives partial sends
             }
 
-            var n = socket.Send(chunk, 0, chunk.Length, SocketFlags.None, out var error);
-            if (error == SocketError.WouldBlock)
-            {
-                await Task.Delay(50);
-                continue;
-            }
-
-            Assert.Equal(SocketError.Success, error);
-            sent += n;
-            stalledSince = DateTime.UtcNow;
-        }
+            return chunk;
+        }, Patience);
 
         // Kernel socket buffers on both sides plus the gateway's bounded pipes: tens of MiB at most.
         Assert.InRange(sent, 1, 64L * 1024 * 1024);
 
-        socket.Blocking = true;
         socket.Shutdown(SocketShutdown.Send);
         using var timeout = new CancellationTokenSource(Patience);
         var buffer = new byte[65536];

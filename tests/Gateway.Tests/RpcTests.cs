@@ -24,29 +24,10 @@ public sealed class RpcTests(ModelGatewaysFixture fixture)
         BinaryPrimitives.WriteUInt32LittleEndian(frame, 13);
         "{\"in\":\"ping\"}"u8.CopyTo(frame.AsSpan(4));
         var chunk = Enumerable.Repeat(frame, 3855).SelectMany(f => f).ToArray();
-        socket.Blocking = false;
-        long sent = 0;
-        var stalledSince = DateTime.UtcNow;
-        var deadline = DateTime.UtcNow + Patience;
-        // Requests without reading a reply until the gateway holds us back (nothing accepted for 2 s): its output
-        // pipe fills, the handler stops reading, the input pipe fills, the transport stops reading the socket.
-        while (sent < 512L * 1024 * 1024 && DateTime.UtcNow < deadline && DateTime.UtcNow - stalledSince < TimeSpan.FromSeconds(2))
-        {
-            var offset = (int)(sent % chunk.Length);
-            var n = socket.Send(chunk, offset, chunk.Length - offset, SocketFlags.None, out var error);
-            if (error == SocketError.WouldBlock)
-            {
-                await Task.Delay(50);
-                continue;
-            }
-
-            Assert.Equal(SocketError.Success, error);
-            sent += n;
-            stalledSince = DateTime.UtcNow;
-        }
-
+        // Requests without reading a reply until the gateway holds us back: its output pipe fills, the handler
+        // stops reading, the input pipe fills, the transport stops reading the socket.
+        var sent = await TcpClients.SendUntilHeldBackAsync(socket, at => new ArraySegment<byte>(chunk, (int)(at % chunk.Length), chunk.Length - (int)(at % chunk.Length)), Patience);
         Assert.InRange(sent, 1, 64L * 1024 * 1024);
-        socket.Blocking = true;
         socket.Shutdown(SocketShutdown.Send); // a torn last frame is simply not answered
         using var timeout = new CancellationTokenSource(Patience);
         long answered = 0;

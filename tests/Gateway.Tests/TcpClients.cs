@@ -59,6 +59,37 @@ internal static class TcpClients
         return false;
     }
 
+    /// <summary>
+    /// Sends without reading until the server holds the sender back (nothing accepted for 2 s), 512 MiB went or
+    /// the patience ran out; returns the bytes sent. <paramref name="next"/> gives what to send from a stream
+    /// position, so a partial send resumes where it stopped. Without backpressure the server would buffer without
+    /// bound and the 512 MiB cap would end the loop instead.
+    /// </summary>
+    public static async Task<long> SendUntilHeldBackAsync(Socket socket, Func<long, ArraySegment<byte>> next, TimeSpan patience)
+    {
+        socket.Blocking = false;
+        long sent = 0;
+        var stalledSince = DateTime.UtcNow;
+        var deadline = DateTime.UtcNow + patience;
+        while (sent < 512L * 1024 * 1024 && DateTime.UtcNow < deadline && DateTime.UtcNow - stalledSince < TimeSpan.FromSeconds(2))
+        {
+            var bytes = next(sent);
+            var n = socket.Send(bytes.Array!, bytes.Offset, bytes.Count, SocketFlags.None, out var error);
+            if (error == SocketError.WouldBlock)
+            {
+                await Task.Delay(50);
+                continue;
+            }
+
+            Assert.Equal(SocketError.Success, error);
+            sent += n;
+            stalledSince = DateTime.UtcNow;
+        }
+
+        socket.Blocking = true;
+        return sent;
+    }
+
     /// <summary>Reads until the server closes; returns how many bytes came, or -1 if nothing closed it in time.</summary>
     public static async Task<long> ReadUntilClosedAsync(Socket socket, TimeSpan timeout)
     {
