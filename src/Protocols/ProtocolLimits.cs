@@ -12,7 +12,7 @@ public sealed record ProtocolLimits
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// A message in progress (an RPC frame, an FTP command line) must arrive at least this fast on average,
+    /// A message in progress (an RPC frame) must arrive at least this fast on average,
     /// in bytes per second, once <see cref="MinDataRateGrace"/> has passed; a slower peer is closed. Zero turns it
     /// off. Kestrel's default for request bodies: 240 bytes/s after 5 s.
     /// </summary>

@@ -8,9 +8,10 @@ namespace Gateway.Tests;
 
 /// <summary>
 /// The minimum data rate (<c>Limits:MinDataRateBytesPerSecond</c> after <c>MinDataRateGraceSeconds</c>): a message in
-/// progress trickled slower than that closes its connection with the protocol's own error, is counted, and harms
-/// no one else; a message that arrives in pieces at a decent rate is served. The rule lives in the one read loop
-/// every protocol uses, so it is checked on Kestrel, a reactor and the thread-per-connection model.
+/// progress trickled slower than that closes its connection with RPC's own error, is counted, and harms no one
+/// else; a message that arrives in pieces at a decent rate is served; FTP command lines, typed by hand, are exempt.
+/// The rule lives in the read loop every protocol uses, so it is checked on Kestrel, a reactor and the
+/// thread-per-connection model.
 /// </summary>
 public sealed class SlowClientTests
 {
@@ -101,63 +102,21 @@ public sealed class SlowClientTests
     [Theory]
     [InlineData("kestrel")]
     [InlineData("epoll")]
-    public async Task AnFtpCommandLineTrickledGets421AndTheControlConnectionCloses(string model)
+    public async Task AnFtpCommandTypedByHandIsServedHoweverSlowly(string model)
     {
+        // FTP lines are exempt from the rate: someone at a telnet prompt types a few characters a second.
         await using var gateway = await GatewayProcess.StartAsync(Args(model));
         using var timeout = new CancellationTokenSource(Patience);
         using var control = await TcpClients.ConnectAsync(gateway.Endpoint("ftp"), cancellationToken: timeout.Token);
-        var received = new StringBuilder();
-        var buffer = new byte[4096];
-        var reading = Task.Run(async () =>
+        using var lines = new StreamReader(new NetworkStream(control, ownsSocket: false), Encoding.ASCII);
+        Assert.StartsWith("220 ", await lines.ReadLineAsync(timeout.Token), StringComparison.Ordinal);
+        foreach (var b in "NOOP\r\n"u8.ToArray())
         {
-            try
-            {
-                int n;
-                while ((n = await control.ReceiveAsync(buffer, SocketFlags.None, timeout.Token)) > 0)
-                {
-                    lock (received)
-                    {
-                        received.Append(Encoding.ASCII.GetString(buffer, 0, n));
-                    }
-                }
-            }
-            catch (SocketException)
-            {
-                // reset after the 421: closed all the same
-            }
-        }, timeout.Token);
-
-        // "USER alice" at 2.5 bytes a second, the line never finished.
-        foreach (var b in "USER alice"u8.ToArray())
-        {
-            try
-            {
-                await control.SendAsync(new[] { b }, SocketFlags.None, timeout.Token);
-            }
-            catch (SocketException)
-            {
-                break;
-            }
-
-            await Task.Delay(400, timeout.Token);
-            if (reading.IsCompleted)
-            {
-                break;
-            }
+            await control.SendAsync(new[] { b }, SocketFlags.None, timeout.Token);
+            await Task.Delay(400, timeout.Token); // 2.5 characters a second: well under 100 bytes/s after the 1 s grace
         }
 
-        await reading.WaitAsync(timeout.Token); // the gateway closed the connection
-        string transcript;
-        lock (received)
-        {
-            transcript = received.ToString();
-        }
-
-        Assert.StartsWith("220 ", transcript, StringComparison.Ordinal);
-        Assert.Contains("\r\n421 Command line arriving slower than 100 bytes/s", transcript, StringComparison.Ordinal);
-        using var admin = new AdminApi(gateway);
-        Assert.Matches("gateway_protocol_errors_total\\{[^}]*code=\"too_slow\"[^}]*protocol=\"ftp\"[^}]*\\} 1",
-            await admin.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative), timeout.Token));
+        Assert.StartsWith("200 ", await lines.ReadLineAsync(timeout.Token), StringComparison.Ordinal);
     }
 
     private static byte[] Frame(string body)

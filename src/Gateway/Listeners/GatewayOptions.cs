@@ -89,8 +89,8 @@ public sealed class LimitsOptions
     public int IdleTimeoutSeconds { get; set; } = 300;
 
     /// <summary>
-    /// A message in progress (RPC frame, FTP command line) slower than this on average after the grace period
-    /// closes its connection (RPC: a <c>too_slow</c> error frame; FTP: 421). 0 turns it off.
+    /// An RPC frame in progress slower than this on average after the grace period closes its connection with a
+    /// <c>too_slow</c> error frame. 0 turns it off. (FTP command lines are typed by hand: the idle timeout covers them.)
     /// </summary>
     public double MinDataRateBytesPerSecond { get; set; } = 240;
 

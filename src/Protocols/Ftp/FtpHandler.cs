@@ -12,7 +12,9 @@ public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, Protocol
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        var lines = limits.Reader(connection.Transport.Input, FtpCommandParser.MaxLineBytes);
+        // No minimum data rate on command lines: people type them by hand (telnet, nc), and a line is at most
+        // 4 KiB; a line never finished still meets the idle timeout, which partial input does not re-arm.
+        var lines = new ProtocolReader(connection.Transport.Input, FtpCommandParser.MaxLineBytes);
         await using var session = new FtpSession(connection, options, guard);
         using var wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection);
         var idle = new IdleTimeout(limits.IdleTimeout);
@@ -53,9 +55,6 @@ public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, Protocol
                     case ProtocolReadStatus.TooLarge:
                         await session.RejectLineAsync(500, "Command too long.", "too_large");
                         continue;
-                    case ProtocolReadStatus.TooSlow:
-                        await session.RejectLineAsync(421, $"Command line arriving slower than {limits.MinDataRate:0} bytes/s: closing the control connection.", "too_slow");
-                        return;
                 }
 
                 var command = FtpCommandParser.Parse(read.Message);
