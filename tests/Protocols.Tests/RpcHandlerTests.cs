@@ -142,6 +142,8 @@ public sealed class RpcHandlerTests : IDisposable
     [InlineData("{\"in\":\"sum\",\"params\":[1e308,1e308]}", RpcErrorCodes.BadParams)]
     [InlineData("{\"in\":\"sum\"}", RpcErrorCodes.BadParams)]
     [InlineData("{\"in\":\"sha256\",\"params\":5}", RpcErrorCodes.BadParams)]
+    [InlineData("{\"in\":\"sha256\",\"params\":\"\\ud83d\",\"id\":1}", RpcErrorCodes.BadParams)] // a lone surrogate (bench/fuzz found it)
+    [InlineData("{\"in\":\"sha256\",\"params\":\"caf\\u00e9 \\ud83d]\\ude00\"}", RpcErrorCodes.BadParams)]
     [InlineData("{\"in\":\"work\",\"params\":-1}", RpcErrorCodes.BadParams)]
     [InlineData("{\"in\":\"work\",\"params\":10000001}", RpcErrorCodes.BadParams)]
     [InlineData("{\"in\":\"work\",\"params\":1.5}", RpcErrorCodes.BadParams)]

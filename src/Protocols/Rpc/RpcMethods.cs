@@ -184,7 +184,17 @@ internal static class RpcMethods
         var rented = ArrayPool<byte>.Shared.Rent(Math.Max(maximum, 1));
         try
         {
-            var length = json.CopyString(rented);
+            int length;
+            try
+            {
+                length = json.CopyString(rented);
+            }
+            catch (InvalidOperationException)
+            {
+                // Valid JSON, but an escape that is no text: a lone surrogate such as "\ud83d" (found by bench/fuzz).
+                return "params must be a string of text (it holds an unpaired surrogate escape)";
+            }
+
             Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
             SHA256.HashData(rented.AsSpan(0, length), hash);
             Span<char> hex = stackalloc char[SHA256.HashSizeInBytes * 2];
