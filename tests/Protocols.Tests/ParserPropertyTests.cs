@@ -20,53 +20,10 @@ public sealed class ParserPropertyTests
     private static readonly string[] NotNormal = ["", ".", ".."];
     private static readonly MessageParseStatus[] Unfinished = [MessageParseStatus.Incomplete, MessageParseStatus.TooLarge];
 
-    // A multi-segment sequence: the stream cut at the given places, as a socket might deliver it.
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, Segment? previous)
-        {
-            Memory = memory;
-            if (previous is not null)
-            {
-                previous.Next = this;
-                RunningIndex = previous.RunningIndex + previous.Memory.Length;
-            }
-        }
-    }
+    private static ReadOnlySequence<byte> Split(byte[] stream, int[] cuts) => Streams.Sequence(stream, cuts);
 
-    private static ReadOnlySequence<byte> Split(byte[] stream, IEnumerable<int> cuts)
-    {
-        var points = cuts.Select(c => stream.Length == 0 ? 0 : c % (stream.Length + 1)).Append(0).Append(stream.Length).Distinct().Order().ToArray();
-        Segment? first = null, last = null;
-        for (var i = 0; i + 1 < points.Length; i++)
-        {
-            last = new Segment(stream.AsMemory(points[i], points[i + 1] - points[i]), last);
-            first ??= last;
-        }
-
-        return first is null ? ReadOnlySequence<byte>.Empty : new ReadOnlySequence<byte>(first, 0, last!, last!.Memory.Length);
-    }
-
-    /// <summary>Every message the reader finds in <paramref name="input"/>, and the status it stops at.</summary>
-    private static (List<byte[]> Messages, MessageParseStatus Last) ParseAll(IMessageReader<ReadOnlySequence<byte>> reader, ReadOnlySequence<byte> input, int maximum)
-    {
-        var messages = new List<byte[]>();
-        while (true)
-        {
-            var consumed = input.Start;
-            var examined = input.End;
-            var status = reader.TryParseMessage(input, maximum, ref consumed, ref examined, out var message);
-            if (status != MessageParseStatus.Complete)
-            {
-                return (messages, status);
-            }
-
-            messages.Add(message.ToArray());
-            var rest = input.Slice(consumed);
-            Assert.True(rest.Length < input.Length, "a complete message must consume bytes");
-            input = rest;
-        }
-    }
+    private static (List<byte[]> Messages, MessageParseStatus Last, long Unparsed) ParseAll(IMessageReader<ReadOnlySequence<byte>> reader, ReadOnlySequence<byte> input, int maximum) =>
+        Streams.ParseAll(reader, input, maximum);
 
     private static byte[] Frames(IEnumerable<byte[]> bodies)
     {
@@ -89,7 +46,7 @@ public sealed class ParserPropertyTests
     public void RandomBytesGiveTheFrameReaderOnlyItsOwnStatusesAndNeverMoreThanTheyHold() =>
         Gen.Select(Gen.Byte.Array[0, 2000], Gen.Int[1, 4096], Cuts).Sample((bytes, maximum, cuts) =>
         {
-            var (messages, last) = ParseAll(LengthPrefixedFrameReader.Instance, Split(bytes, cuts), maximum);
+            var (messages, last, _) = ParseAll(LengthPrefixedFrameReader.Instance, Split(bytes, cuts), maximum);
             Assert.Contains(last, Unfinished);
             Assert.True(messages.Sum(m => m.Length + 4L) <= bytes.Length);
             Assert.All(messages, m => Assert.InRange(m.Length, 0, maximum));
@@ -139,7 +96,7 @@ public sealed class ParserPropertyTests
         {
             var header = new byte[4];
             BinaryPrimitives.WriteUInt32LittleEndian(header, length);
-            var (messages, last) = ParseAll(LengthPrefixedFrameReader.Instance, new ReadOnlySequence<byte>(header), maximum);
+            var (messages, last, _) = ParseAll(LengthPrefixedFrameReader.Instance, new ReadOnlySequence<byte>(header), maximum);
             if (length > (uint)maximum)
             {
                 Assert.Equal(MessageParseStatus.TooLarge, last);
@@ -168,7 +125,7 @@ public sealed class ParserPropertyTests
     public void RandomBytesGiveTheLineReaderOnlyItsOwnStatusesAndLinesWithinTheLimit() =>
         Gen.Select(Gen.Byte.Array[0, 3000], Gen.Int[1, 1000], Cuts).Sample((bytes, maximum, cuts) =>
         {
-            var (messages, last) = ParseAll(LineReader.Instance, Split(bytes, cuts), maximum);
+            var (messages, last, _) = ParseAll(LineReader.Instance, Split(bytes, cuts), maximum);
             Assert.Contains(last, Unfinished);
             Assert.All(messages, m => Assert.InRange(m.Length, 0, maximum));
             Assert.All(messages, m => Assert.DoesNotContain((byte)'\n', m));
@@ -205,9 +162,9 @@ public sealed class ParserPropertyTests
             var command = FtpCommandParser.Parse(new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes($"{mixed} {argument}")));
             Assert.Equal(Enum.Parse<FtpVerb>(name, ignoreCase: true), command.Verb);
             Assert.Equal(argument, command.Argument);
-            if (command.Verb == FtpVerb.Pass && argument.Length > 0)
+            if (command.Verb == FtpVerb.Pass)
             {
-                Assert.DoesNotContain(argument, command.ToString(), StringComparison.Ordinal); // never in a log line
+                Assert.Equal("PASS ****", command.ToString()); // the password never in a log line
             }
         }, iter: Iterations);
 
