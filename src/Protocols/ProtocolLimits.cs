@@ -1,3 +1,6 @@
+using System.IO.Pipelines;
+using Gateway.Protocols.Framing;
+
 namespace Gateway.Protocols;
 
 /// <summary>Limits every protocol handler honours; the host fills them from <c>Gateway:Limits</c>.</summary>
@@ -21,6 +24,6 @@ public sealed record ProtocolLimits
     public TimeSpan MinDataRateGrace { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>A reader of messages up to <paramref name="maximumMessageSize"/> that enforces the minimum data rate.</summary>
-    public Framing.ProtocolReader Reader(System.IO.Pipelines.PipeReader input, int maximumMessageSize) =>
+    public ProtocolReader Reader(PipeReader input, int maximumMessageSize) =>
         new(input, maximumMessageSize) { MinimumBytesPerSecond = MinDataRate, MinimumRateGrace = MinDataRateGrace };
 }

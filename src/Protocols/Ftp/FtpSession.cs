@@ -152,7 +152,7 @@ internal sealed partial class FtpSession : IAsyncDisposable
     // ENOSPC (28) and EDQUOT (122) reach .NET as IOException with the errno in HResult's low bits.
     private static bool IsDiskFull(IOException error) => (error.HResult & 0xFFFF) is 28 or 122;
 
-    /// <summary>Answers a control line that could not be read as a command (too long, too slow), counted as a protocol error.</summary>
+    /// <summary>Answers a control line that could not be read as a command (too long), counted as a protocol error.</summary>
     public async Task RejectLineAsync(int code, string text, string outcome)
     {
         await ReplyAsync(code, text);
