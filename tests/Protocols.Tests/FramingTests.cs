@@ -322,4 +322,34 @@ public class FramingTests
         Assert.Equal(ProtocolReadStatus.Message, read.Status);
         await writing;
     }
+
+    [Fact]
+    public async Task ALineOverTheLimitIsSkippedToItsEndOnceAndTheLinesBehindItParse()
+    {
+        // In one write, and with the long line arriving in pieces each over the limit, read as they come: one
+        // TooLarge either way, then the commands behind it.
+        var stream = Encoding.ASCII.GetBytes(new string('A', 25_000) + "\r\nNOOP\r\nPWD\r\n");
+        foreach (var pieces in new[] { new ReadOnlyMemory<byte>[] { stream }, [.. Enumerable.Range(0, 5).Select(i => stream.AsMemory(i * 5000, 5000)), stream.AsMemory(25_000)] })
+        {
+            var pipe = new Pipe();
+            var reader = new ProtocolReader(pipe.Reader, 4096);
+            var statuses = new List<string>();
+            foreach (var piece in pieces)
+            {
+                await pipe.Writer.WriteAsync(piece);
+                while (reader.TryRead(LineReader.Instance, out var read))
+                {
+                    statuses.Add(read.IsMessage ? Encoding.ASCII.GetString(read.Message) : read.Status.ToString());
+                    if (read.IsMessage)
+                    {
+                        reader.Advance();
+                    }
+                }
+            }
+
+            await pipe.Writer.CompleteAsync();
+            Assert.Equal(ProtocolReadStatus.Completed, (await reader.ReadAsync(LineReader.Instance).AsTask().WaitAsync(Patience)).Status);
+            Assert.Equal(["TooLarge", "NOOP", "PWD"], statuses);
+        }
+    }
 }

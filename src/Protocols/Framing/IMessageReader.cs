@@ -35,3 +35,14 @@ public interface IMessageWriter<TMessage>
 {
     void WriteMessage(in TMessage message, IBufferWriter<byte> output);
 }
+
+/// <summary>
+/// A reader whose messages have an end marker (lines), so the stream can go on after an oversized one: the
+/// read loop skips to its end instead of giving the connection up. Length-prefixed frames cannot: a bad
+/// length loses the framing for good.
+/// </summary>
+public interface IResynchronizingMessageReader
+{
+    /// <summary>Just past the end of the message that starts <paramref name="input"/>, or null if its end has not arrived.</summary>
+    SequencePosition? EndOfMessage(in ReadOnlySequence<byte> input);
+}

@@ -7,7 +7,7 @@ namespace Gateway.Protocols.Framing;
 /// clients send one; the message excludes the terminator. A line longer than the limit is
 /// <see cref="MessageParseStatus.TooLarge"/> once the limit is passed without a terminator.
 /// </summary>
-public sealed class LineReader : IMessageReader<ReadOnlySequence<byte>>
+public sealed class LineReader : IMessageReader<ReadOnlySequence<byte>>, IResynchronizingMessageReader
 {
     public static LineReader Instance { get; } = new();
 
@@ -48,6 +48,9 @@ public sealed class LineReader : IMessageReader<ReadOnlySequence<byte>>
         examined = consumed;
         return MessageParseStatus.Complete;
     }
+
+    public SequencePosition? EndOfMessage(in ReadOnlySequence<byte> input) =>
+        input.PositionOf((byte)'\n') is { } lf ? input.GetPosition(1, lf) : null;
 
     private static bool EndsWithCarriageReturn(in ReadOnlySequence<byte> line)
     {

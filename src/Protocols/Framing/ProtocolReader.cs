@@ -29,6 +29,10 @@ public sealed class ProtocolReader
     private SequencePosition _consumed;
     private bool _holdingMessage;
 
+    // After an oversized message whose end has not arrived yet (a resynchronising reader): bytes are dropped
+    // until it does.
+    private bool _skippingOversized;
+
     // The message in progress: when its first bytes were seen (0: none in progress) and how many there are.
     private long _partialSince;
     private long _partialBytes;
@@ -158,6 +162,25 @@ public sealed class ProtocolReader
             return true;
         }
 
+        if (_skippingOversized && reader is IResynchronizingMessageReader skipping)
+        {
+            if (skipping.EndOfMessage(buffer) is { } end)
+            {
+                _skippingOversized = false;
+                buffer = buffer.Slice(end); // the messages after it parse as usual
+            }
+            else if (!read.IsCompleted)
+            {
+                _input.AdvanceTo(buffer.End);
+                result = default;
+                return false;
+            }
+            else
+            {
+                buffer = buffer.Slice(buffer.End); // the peer finished inside the oversized message
+            }
+        }
+
         var consumed = buffer.Start;
         var examined = buffer.End;
         if (!buffer.IsEmpty)
@@ -175,8 +198,14 @@ public sealed class ProtocolReader
             if (status == MessageParseStatus.TooLarge
                 || buffer.Slice(consumed).Length > (long)MaximumMessageSize + FramingAllowance)
             {
-                _input.AdvanceTo(buffer.End);
-                result = new(ProtocolReadStatus.TooLarge, default!, buffer.Length);
+                // A line has an end: drop the oversized one up to it (now, or as the rest arrives) and keep the
+                // commands behind it. A frame has none: everything goes, and the handler closes.
+                var oversized = buffer.Slice(consumed);
+                var after = reader is IResynchronizingMessageReader resync ? resync.EndOfMessage(oversized) : null;
+                _skippingOversized = after is null && reader is IResynchronizingMessageReader;
+                _partialSince = 0;
+                _input.AdvanceTo(after ?? buffer.End);
+                result = new(ProtocolReadStatus.TooLarge, default!, buffer.Slice(consumed, after ?? buffer.End).Length);
                 return true;
             }
         }
