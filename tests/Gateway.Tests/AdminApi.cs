@@ -35,6 +35,35 @@ internal sealed class AdminApi : IDisposable
         return ((int)response.StatusCode, body.Length == 0 ? default : JsonDocument.Parse(body).RootElement.Clone());
     }
 
+    /// <summary>The /metrics text.</summary>
+    public Task<string> MetricsAsync(CancellationToken cancellationToken = default) =>
+        _http.GetStringAsync(new Uri("/metrics", UriKind.Relative), cancellationToken);
+
+    /// <summary>Polls /metrics until <paramref name="condition"/> holds (prefork workers report once a second).</summary>
+    public async Task<string> MetricsAsync(Func<string, bool> condition, TimeSpan? patience = null)
+    {
+        var deadline = DateTime.UtcNow + (patience ?? TimeSpan.FromSeconds(60));
+        while (true)
+        {
+            var text = await MetricsAsync();
+            if (condition(text))
+            {
+                return text;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"/metrics never met the condition:\n{text}");
+            await Task.Delay(200);
+        }
+    }
+
+    /// <summary>The series of metric <paramref name="name"/> whose labels contain every one of <paramref name="labels"/> (e.g. <c>protocol="rpc"</c>).</summary>
+    public static IEnumerable<string> Series(string metrics, string name, params string[] labels) =>
+        metrics.Split('\n').Where(line => line.StartsWith(name + "{", StringComparison.Ordinal) && labels.All(l => line.Contains(l, StringComparison.Ordinal)));
+
+    /// <summary>The sum of those series' values.</summary>
+    public static double SumOf(string metrics, string name, params string[] labels) =>
+        Series(metrics, name, labels).Sum(line => double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+
     /// <summary>Polls until <paramref name="condition"/> holds for the JSON at <paramref name="path"/>; counters settle asynchronously.</summary>
     public async Task<JsonElement> WaitForAsync(string path, Func<JsonElement, bool> condition, TimeSpan? timeout = null)
     {

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Text.RegularExpressions;
 
 namespace Gateway.Tests;
 
@@ -10,7 +9,7 @@ namespace Gateway.Tests;
 /// being served. (The loop server takes one connection at a time, so nothing is ever over a cap there; the pool
 /// applies the caps per worker process: PreforkTests.)
 /// </summary>
-public sealed partial class CapsTests
+public sealed class CapsTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
 
@@ -53,7 +52,7 @@ public sealed partial class CapsTests
             Assert.All(await Task.WhenAll(flood), received => Assert.Equal(0, received));
 
             using var admin = new AdminApi(gateway);
-            var metrics = await admin.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative), timeout.Token);
+            var metrics = await admin.MetricsAsync(timeout.Token);
             var overTotal = Rejected(metrics, "max_connections");
             var overAddress = Rejected(metrics, "max_connections_per_ip");
             Assert.Equal(100, overTotal + overAddress);
@@ -86,8 +85,5 @@ public sealed partial class CapsTests
     }
 
     private static long Rejected(string metrics, string reason) =>
-        RejectedLine().Matches(metrics).Where(m => m.Groups["reason"].Value == reason).Sum(m => long.Parse(m.Groups["count"].Value, System.Globalization.CultureInfo.InvariantCulture));
-
-    [GeneratedRegex("""gateway_connections_rejected_total\{[^}]*protocol="rpc"[^}]*reason="(?<reason>[a-z_]+)"[^}]*\} (?<count>\d+)""")]
-    private static partial Regex RejectedLine();
+        (long)AdminApi.SumOf(metrics, "gateway_connections_rejected_total", "protocol=\"rpc\"", $"reason=\"{reason}\"");
 }

@@ -61,7 +61,7 @@ public sealed partial class GarbageTests
         await AssertEchoesAsync(echo, "before");
         using var ftp = await RawConnection.OpenAsync(ftpEndpoint, budget.Token);
         await AssertFtpLoginAsync(ftp);
-        var errorsBefore = await admin.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative), budget.Token);
+        var errorsBefore = await admin.MetricsAsync(budget.Token);
 
         var rpcBlobs = RpcBlobs(random);
         var ftpBlobs = FtpBlobs(random);
@@ -95,7 +95,7 @@ public sealed partial class GarbageTests
         var metrics = "";
         for (var attempt = 0; attempt < 60; attempt++)
         {
-            metrics = await admin.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative), budget.Token);
+            metrics = await admin.MetricsAsync(budget.Token);
             if (ProtocolErrors(metrics, "rpc") - ProtocolErrors(errorsBefore, "rpc") == rpcErrors
                 && ProtocolErrors(metrics, "ftp") - ProtocolErrors(errorsBefore, "ftp") == ftpErrors)
             {
@@ -171,7 +171,7 @@ public sealed partial class GarbageTests
 
         Assert.False(gateway.HasExited, gateway.Output);
         Assert.Equal(HttpStatusCode.OK, (await admin.Http.GetAsync(new Uri("/healthz", UriKind.Relative), budget.Token)).StatusCode);
-        Assert.Contains("gateway_connections_active", await admin.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative), budget.Token), StringComparison.Ordinal);
+        Assert.Contains("gateway_connections_active", await admin.MetricsAsync(budget.Token), StringComparison.Ordinal);
         using var connections = await admin.Http.GetAsync(new Uri("/admin/connections", UriKind.Relative), budget.Token);
         Assert.Equal(HttpStatusCode.OK, connections.StatusCode);
     }
@@ -542,21 +542,19 @@ public sealed partial class GarbageTests
 
     private static byte[] Frame(byte[] body) => [.. LittleEndian(body.Length), .. body];
 
+    private const string ProtocolErrorsMetric = "gateway_protocol_errors_total";
+
     private static long ProtocolErrors(string metrics, string protocol) =>
-        ErrorLine().Matches(metrics).Where(m => m.Groups["protocol"].Value == protocol)
-            .Sum(m => long.Parse(m.Groups["count"].Value, CultureInfo.InvariantCulture));
+        (long)AdminApi.SumOf(metrics, ProtocolErrorsMetric, $"protocol=\"{protocol}\"");
 
     private static string ErrorLines(string metrics, string protocol) =>
-        string.Join("; ", ErrorLine().Matches(metrics).Where(m => m.Groups["protocol"].Value == protocol).Select(m => m.Value));
+        string.Join("; ", AdminApi.Series(metrics, ProtocolErrorsMetric, $"protocol=\"{protocol}\""));
 
     [GeneratedRegex("""^(\d{3}[ -]| ).*$""")]
     private static partial Regex FtpReplyLine();
 
     [GeneratedRegex("""^HTTP/1\.1 (4\d\d|505) """)]
     private static partial Regex HttpRefusal();
-
-    [GeneratedRegex("""gateway_protocol_errors_total\{[^}]*protocol="(?<protocol>[a-z]+)"[^}]*\} (?<count>\d+)""")]
-    private static partial Regex ErrorLine();
 
     /// <summary>
     /// A client socket whose replies are read all the time into a buffer (so a big echo never stalls on an unread

@@ -26,29 +26,6 @@ public sealed class PreforkTests
         return (reply.Result.GetProperty("pid").GetInt32(), reply.Result.GetProperty("worker").GetInt32(), reply.Result.GetProperty("model").GetString()!);
     }
 
-    /// <summary>Polls /metrics until <paramref name="condition"/> holds (the workers report once a second).</summary>
-    private static async Task<string> MetricsAsync(AdminApi admin, Func<string, bool> condition)
-    {
-        var deadline = DateTime.UtcNow + Patience;
-        while (true)
-        {
-            var text = await admin.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
-            if (condition(text))
-            {
-                return text;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"/metrics never met the condition:\n{text}");
-            await Task.Delay(200);
-        }
-    }
-
-    /// <summary>The sum of a metric's series whose labels contain <paramref name="label"/>.</summary>
-    private static double SumOf(string metrics, string name, string label) =>
-        metrics.Split('\n')
-            .Where(line => line.StartsWith(name + "{", StringComparison.Ordinal) && line.Contains(label, StringComparison.Ordinal))
-            .Sum(line => double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
-
     /// <summary>The parent of a live process, from /proc; null once it is gone.</summary>
     private static int? ParentOf(int pid)
     {
@@ -128,13 +105,13 @@ public sealed class PreforkTests
             await admin.WaitForAsync("/admin/workers", json => json.EnumerateArray().Sum(w => w.GetProperty("connections").GetInt32()) == 40);
 
             // /metrics has the workers' counts, one series per worker, and the pool's state.
-            var metrics = await MetricsAsync(admin, text => SumOf(text, "gateway_connections_active", "protocol=\"rpc\"") == 40);
+            var metrics = await admin.MetricsAsync(text => AdminApi.SumOf(text, "gateway_connections_active", "protocol=\"rpc\"") == 40);
             foreach (var index in byPid.Values)
             {
-                Assert.Equal(seen.Count(s => s.Worker == index), SumOf(metrics, "gateway_connections_active", $"worker=\"{index}\""));
+                Assert.Equal(seen.Count(s => s.Worker == index), AdminApi.SumOf(metrics, "gateway_connections_active", $"worker=\"{index}\""));
             }
 
-            Assert.Equal(2, SumOf(metrics, "gateway_workers", "state=\"ready\""));
+            Assert.Equal(2, AdminApi.SumOf(metrics, "gateway_workers", "state=\"ready\""));
             // No series from the supervisor itself for a listener it does not serve.
             Assert.DoesNotContain(metrics.Split('\n'), line => line.StartsWith("gateway_connections_active{", StringComparison.Ordinal)
                 && line.Contains("model=\"prefork\"", StringComparison.Ordinal) && !line.Contains("worker=", StringComparison.Ordinal));
@@ -186,20 +163,20 @@ public sealed class PreforkTests
             }
 
             const string Requests = "gateway_request_duration_seconds_count";
-            var metrics = await MetricsAsync(admin, text => SumOf(text, Requests, "worker=") == 43
-                && SumOf(text, "gateway_connections_rejected_total", "worker=") + SumOf(text, "gateway_connections_active", "worker=") == 12);
+            var metrics = await admin.MetricsAsync(text => AdminApi.SumOf(text, Requests, "worker=") == 43
+                && AdminApi.SumOf(text, "gateway_connections_rejected_total", "worker=") + AdminApi.SumOf(text, "gateway_connections_active", "worker=") == 12);
 
             foreach (var (worker, requests) in requestsByWorker)
             {
                 var sleeps = worker == requestsByWorker.Keys.First() ? 1 : 0;
-                Assert.Equal(requests + sleeps, SumOf(metrics, Requests, $"worker=\"{worker}\""));
+                Assert.Equal(requests + sleeps, AdminApi.SumOf(metrics, Requests, $"worker=\"{worker}\""));
             }
 
-            Assert.Equal(30, SumOf(metrics, Requests, "operation=\"ping\""));
-            Assert.Equal(6, SumOf(metrics, "gateway_protocol_errors_total", "code=\"unknown_method\""));
-            Assert.InRange(SumOf(metrics, "gateway_connections_rejected_total", "reason=\"max_connections_per_ip\""), 2, 6);
-            Assert.Equal(SumOf(metrics, Requests, "worker="), SumOf(metrics, "gateway_request_duration_seconds_bucket", "le=\"+Inf\""));
-            var slept = SumOf(metrics, "gateway_request_duration_seconds_sum", "operation=\"sleep\"");
+            Assert.Equal(30, AdminApi.SumOf(metrics, Requests, "operation=\"ping\""));
+            Assert.Equal(6, AdminApi.SumOf(metrics, "gateway_protocol_errors_total", "code=\"unknown_method\""));
+            Assert.InRange(AdminApi.SumOf(metrics, "gateway_connections_rejected_total", "reason=\"max_connections_per_ip\""), 2, 6);
+            Assert.Equal(AdminApi.SumOf(metrics, Requests, "worker="), AdminApi.SumOf(metrics, "gateway_request_duration_seconds_bucket", "le=\"+Inf\""));
+            var slept = AdminApi.SumOf(metrics, "gateway_request_duration_seconds_sum", "operation=\"sleep\"");
             var buckets = metrics.Split('\n')
                 .Where(line => line.StartsWith("gateway_request_duration_seconds_bucket{", StringComparison.Ordinal) && line.Contains("operation=\"sleep\"", StringComparison.Ordinal))
                 .Select(line => (
@@ -420,10 +397,10 @@ public sealed class PreforkTests
             await admin.WaitForAsync("/admin/workers", json => json.GetArrayLength() == 0);
 
             // The processes are gone; what they counted is not: one series for the whole per-connection pool.
-            await MetricsAsync(admin, text => SumOf(text, "gateway_connections_accepted_total", "worker=\"per-connection\"") == 3
-                && SumOf(text, "gateway_connections_active", "worker=\"per-connection\"") == 0
-                && SumOf(text, "gateway_request_duration_seconds_count", "worker=\"per-connection\"") == 3 // each whoami
-                && SumOf(text, "gateway_io_bytes_total", "direction=\"receive\"") > 0);
+            await admin.MetricsAsync(text => AdminApi.SumOf(text, "gateway_connections_accepted_total", "worker=\"per-connection\"") == 3
+                && AdminApi.SumOf(text, "gateway_connections_active", "worker=\"per-connection\"") == 0
+                && AdminApi.SumOf(text, "gateway_request_duration_seconds_count", "worker=\"per-connection\"") == 3 // each whoami
+                && AdminApi.SumOf(text, "gateway_io_bytes_total", "direction=\"receive\"") > 0);
         }
         finally
         {
