@@ -29,6 +29,8 @@ internal sealed class FramesTarget : IFuzzTarget
     public const int MaxFrameBytes = 4096;
 
     private static readonly ProtocolLimits Limits = new() { MaxFrameBytes = MaxFrameBytes, IdleTimeout = TimeSpan.Zero, MinDataRate = 0 };
+    // internal_error is left out on purpose: the handler answers a method's exception with it and carries on,
+    // so only the reply shows the fault — the fuzzer must report it as a finding.
     private static readonly HashSet<string> ErrorCodes =
     [
         RpcErrorCodes.BadJson, RpcErrorCodes.BadRequest, RpcErrorCodes.UnknownMethod, RpcErrorCodes.BadParams,

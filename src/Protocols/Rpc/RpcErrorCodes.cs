@@ -18,6 +18,9 @@ public static class RpcErrorCodes
     /// <summary>The frame is over <c>MaxFrameBytes</c>; framing is lost, so the connection is closed after this reply.</summary>
     public const string TooLarge = "too_large";
 
+    /// <summary>The method failed on the server (a fault in its code, logged there). The connection stays usable.</summary>
+    public const string InternalError = "internal_error";
+
     /// <summary>A frame in progress arrives below the minimum data rate (<c>Limits:MinDataRate</c>); the connection is closed after this reply.</summary>
     public const string TooSlow = "too_slow";
 }

@@ -1,6 +1,9 @@
+using System.Buffers;
 using System.Diagnostics;
 using Gateway.Protocols.Framing;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Gateway.Protocols.Rpc;
 
@@ -8,9 +11,12 @@ namespace Gateway.Protocols.Rpc;
 /// Length-prefixed JSON RPC. Requests are answered in order; every complete frame already received is
 /// answered before one flush, so a client that pipelines N requests gets N replies in one write — unless the
 /// batch takes longer than 10 ms, which then sends what it has every 10 ms (and stops if the client has gone).
+/// A fault in a method's own code is that request's <c>internal_error</c>, never the connection's end.
 /// </summary>
-public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
+public sealed partial class RpcHandler(ProtocolLimits limits, ILogger<RpcHandler>? logger = null) : ConnectionHandler
 {
+    private readonly ILogger _logger = logger ?? NullLogger<RpcHandler>.Instance;
+
     // A batch that runs this long sends the replies it has so far (see the loop).
     private static readonly TimeSpan BatchFlushInterval = TimeSpan.FromMilliseconds(10);
 
@@ -62,7 +68,16 @@ public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
                 {
                     var started = Stopwatch.GetTimestamp();
                     using var trace = ProtocolTelemetry.ActivitySource.StartActivity("rpc.request", ActivityKind.Server);
-                    var outcome = await RpcMethods.InvokeAsync(read.Message, replies, connection);
+                    RpcOutcome outcome;
+                    try
+                    {
+                        outcome = await RpcMethods.InvokeAsync(read.Message, replies, connection);
+                    }
+                    catch (Exception e) when (!ConnectionLifetime.IsExpectedEnd(e, idle, connection))
+                    {
+                        outcome = Faulted(e, read.Message, replies, connection);
+                    }
+
                     frames.Advance();
                     Report(activity, trace, outcome, started);
                     continue;
@@ -93,6 +108,25 @@ public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
             // The peer left, the host aborted the connection, or it sat idle: returning closes it.
         }
     }
+
+    /// <summary>
+    /// A method threw (a bug: bench/fuzz found one in sha256). Its request is answered with <c>internal_error</c>
+    /// and its id, the half-written reply dropped, the fault logged and counted; the connection and the requests
+    /// pipelined behind this one carry on, as an HTTP server answers 500 and keeps the connection.
+    /// </summary>
+    private RpcOutcome Faulted(Exception fault, in ReadOnlySequence<byte> body, RpcReplyWriter replies, ConnectionContext connection)
+    {
+        replies.DiscardReply();
+        var request = RpcRequestParser.Identify(body);
+        var method = RpcMethodTable.MetricName(request.Method);
+        LogMethodFault(_logger, fault, method, connection.ConnectionId);
+        replies.WriteError(request, RpcErrorCodes.InternalError,
+            $"method \"{method}\" failed on the server (logged there); this request was not completed, the connection is still usable");
+        return new RpcOutcome(request.Method, RpcErrorCodes.InternalError);
+    }
+
+    [LoggerMessage(EventId = 40, Level = LogLevel.Error, Message = "RPC method {Method} failed on connection {ConnectionId}; answered internal_error")]
+    private static partial void LogMethodFault(ILogger logger, Exception fault, string method, string connectionId);
 
     private static void Report(IProtocolActivityFeature? activity, Activity? trace, RpcOutcome outcome, long started)
     {

@@ -67,6 +67,13 @@ internal sealed class RpcReplyWriter : IDisposable
         EndReply(request);
     }
 
+    /// <summary>Drops a reply begun but not ended (its method failed); the replies before it are untouched.</summary>
+    public void DiscardReply()
+    {
+        _json.Reset();
+        _body.ResetWrittenCount();
+    }
+
     /// <summary>Sends what was written since the last flush; nothing to send costs nothing.</summary>
     public ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken)
     {

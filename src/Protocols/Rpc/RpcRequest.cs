@@ -33,6 +33,22 @@ internal static class RpcRequestParser
     /// Parses a frame body. On failure <paramref name="request"/> still carries the id when the JSON was
     /// valid, so the error reply can name the request it answers.
     /// </summary>
+    /// <summary>The request's method and id as far as the frame parses, for an error reply; never throws.</summary>
+    public static RpcRequest Identify(in ReadOnlySequence<byte> body)
+    {
+        try
+        {
+            _ = TryParse(body, out var request, out _);
+            return request;
+        }
+#pragma warning disable CA1031 // Only called while answering a fault already: a second one must not escape.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            return default;
+        }
+    }
+
     public static bool TryParse(in ReadOnlySequence<byte> body, out RpcRequest request, out RpcRequestError error)
     {
         request = default;
