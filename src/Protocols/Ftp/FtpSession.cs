@@ -90,7 +90,10 @@ internal sealed partial class FtpSession : IAsyncDisposable
 
         if (!Commands.TryGetValue(command.Verb, out var spec))
         {
-            await ReplyAsync(500, $"'{command.Name}': command not understood.");
+            // The verb comes back at most 32 characters long (a line may be 4 KiB); control characters never
+            // come back (FtpReplies).
+            var name = command.Name.Length <= 32 ? command.Name : command.Name[..32] + "...";
+            await ReplyAsync(500, $"'{name}': command not understood.");
         }
         else if (spec.NeedsLogin && !LoggedIn)
         {

@@ -351,6 +351,22 @@ def check_long_line_and_garbage():
     while b"200 " not in replies:
         replies += s.recv(4096)
     assert b"500" in replies, replies
+    # Unknown verbs come back without their control characters (ESC, BEL, DEL, the C1 CSI) and at most
+    # 32 characters long, so a client printing replies gets no escape sequences and no 4 KiB echo.
+    s.sendall(b"\x1b[2J\x07EVIL\x7f\xc2\x9bX arg\r\n" + b"Z" * 3000 + b"\r\nNOOP\r\n")
+    replies = b""
+    while not replies.endswith(b"\r\n") or b"200 " not in replies:
+        chunk = s.recv(4096)
+        assert chunk, replies
+        replies += chunk
+    lines = replies.split(b"\r\n")[:-1]
+    assert len(lines) == 3, lines
+    for line in lines:
+        assert all(b >= 0x20 and b != 0x7F for b in line), line
+        assert len(line) < 100, line
+    assert lines[0].decode() == "500 '?[2J?EVIL??X': command not understood.", lines[0]
+    assert lines[1].decode() == "500 '" + "Z" * 32 + "...': command not understood.", lines[1]
+    assert lines[2].startswith(b"200 "), lines[2]
     s.close()
 
 

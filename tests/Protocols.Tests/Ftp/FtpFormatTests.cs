@@ -59,6 +59,18 @@ public class FtpFormatTests
             Encoding.UTF8.GetString(output.WrittenSpan));
     }
 
+    [Theory]
+    [InlineData("plain text, tab\tand all", "plain text, tab\tand all")]
+    [InlineData("\u001b[31mred\u001b[0m", "?[31mred?[0m")]
+    [InlineData("bell\u0007 nul\u0000 del\u007f csi\u009b nel\u0085", "bell? nul? del? csi? nel?")]
+    [InlineData("caf\u00e9 \u00a0 \u2028", "caf\u00e9 \u00a0 \u2028")]
+    public void ReplyTextCarriesNoControlCharacters(string text, string sent)
+    {
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        FtpReplies.Write(output, 550, text);
+        Assert.Equal("550 " + sent + "\r\n", Encoding.UTF8.GetString(output.WrittenSpan));
+    }
+
     [Fact]
     public void PasswordHashesVerifyOnlyTheirOwnPassword()
     {
