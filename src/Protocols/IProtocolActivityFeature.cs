@@ -12,6 +12,12 @@ public interface IProtocolActivityFeature
     /// <param name="seconds">How long handling took, reply written.</param>
     void MessageHandled(string operation, string outcome, double seconds);
 
+    /// <summary>
+    /// Handling a message failed in the protocol's own code (a bug, not bad input); the protocol has answered it
+    /// with an error and goes on. The host logs the exception with the connection's facts.
+    /// </summary>
+    void Faulted(string operation, Exception exception);
+
     /// <summary>A data transfer outside the connection's own stream ended (FTP data connections).</summary>
     /// <param name="direction"><c>receive</c> (upload) or <c>transmit</c> (download, listing).</param>
     void TransferEnded(string direction, long bytes, string outcome);

@@ -5,7 +5,6 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Gateway.Protocols.Rpc;
-using Microsoft.Extensions.Logging;
 
 namespace Gateway.Protocols.Tests;
 
@@ -284,8 +283,9 @@ public sealed class RpcHandlerTests : IDisposable
         // whoami reads the connection's model feature after its reply is begun; a feature that throws stands
         // for a bug in a method's own code (bench/fuzz found one in sha256, since fixed).
         _connection.Context.Features.Set<IServerModelFeature>(new ThrowingModelFeature());
-        var logger = new RecordingLogger<RpcHandler>();
-        var handler = _connection.RunAsync(new RpcHandler(new ProtocolLimits { MaxFrameBytes = 4096, IdleTimeout = TimeSpan.Zero }, logger));
+        var activity = new RecordingActivity();
+        _connection.Context.Features.Set<IProtocolActivityFeature>(activity);
+        var handler = Start();
         _client.Send("ping", "before", 1);
         _client.Send("whoami", null, 2);
         _client.Send("ping", "after", 3);
@@ -302,10 +302,12 @@ public sealed class RpcHandlerTests : IDisposable
         Assert.Equal(("pong", 3, "after"), (after?.Out, after?.Id?.GetInt32(), after?.Result.GetString()));
         Assert.Equal("pong", (await Call("ping", 4)).Out);
 
-        var logged = Assert.Single(logger.Entries);
-        Assert.Equal(LogLevel.Error, logged.Level);
-        Assert.IsType<InvalidOperationException>(logged.Exception);
-        Assert.Contains(_connection.Context.ConnectionId, logged.Message, StringComparison.Ordinal);
+        var fault = Assert.Single(activity.Faults);
+        Assert.Equal("whoami", fault.Operation);
+        Assert.IsType<InvalidOperationException>(fault.Exception);
+        Assert.Equal(
+            [("ping", "ok"), ("whoami", RpcErrorCodes.InternalError), ("ping", "ok"), ("ping", "ok")],
+            activity.Messages.ToArray());
         Assert.False(handler.IsCompleted);
         await FinishAsync(handler);
     }

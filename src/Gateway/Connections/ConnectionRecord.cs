@@ -11,13 +11,14 @@ namespace Gateway.Connections;
 /// (one writer each, Interlocked for the readers that list them), so nothing on the data path is shared
 /// between connections. It is also the connection's <see cref="IProtocolActivityFeature"/>.
 /// </summary>
-public sealed class ConnectionRecord : IProtocolActivityFeature
+public sealed partial class ConnectionRecord : IProtocolActivityFeature
 {
     private const int Open = 0, Closing = 1;
 
     private readonly ConnectionContext? _connection;
     private readonly GatewayMetrics? _metrics;
     private readonly ITransportTrafficFeature? _traffic;
+    private readonly ILogger? _logger;
     private readonly long _connectedTick;
     private long _lastActivityTick;
     private long _bytesIn;
@@ -26,7 +27,7 @@ public sealed class ConnectionRecord : IProtocolActivityFeature
     private int _state;
 
     public ConnectionRecord(long number, string id, ListenerStats listener, EndPoint? remote, EndPoint? local,
-        ConnectionContext? connection = null, GatewayMetrics? metrics = null)
+        ConnectionContext? connection = null, GatewayMetrics? metrics = null, ILogger? logger = null)
     {
         Number = number;
         Id = id;
@@ -37,6 +38,7 @@ public sealed class ConnectionRecord : IProtocolActivityFeature
         _connection = connection;
         _traffic = connection?.Features.Get<ITransportTrafficFeature>();
         _metrics = metrics;
+        _logger = logger;
         ConnectedAt = DateTimeOffset.UtcNow;
         _connectedTick = _lastActivityTick = Environment.TickCount64;
     }
@@ -85,6 +87,14 @@ public sealed class ConnectionRecord : IProtocolActivityFeature
     {
         Interlocked.Increment(ref _messages);
         _metrics?.MessageHandled(Listener, operation, outcome, seconds);
+    }
+
+    public void Faulted(string operation, Exception exception)
+    {
+        if (_logger is not null)
+        {
+            LogFault(_logger, exception, Listener.Protocol, Id, Remote, operation);
+        }
     }
 
     public void TransferEnded(string direction, long bytes, string outcome) =>
@@ -147,4 +157,8 @@ public sealed class ConnectionRecord : IProtocolActivityFeature
             IdleSeconds: Math.Round(Math.Max(0, nowTick - last) / 1000.0, 3),
             BytesIn, BytesOut, Messages, IsClosing ? "closing" : "open", Details?.Invoke());
     }
+
+    [LoggerMessage(EventId = 40, Level = LogLevel.Error,
+        Message = "{Protocol} connection {Id} from {Remote}: {Operation} failed in the gateway's own code; answered with an error, the connection goes on")]
+    private static partial void LogFault(ILogger logger, Exception exception, string protocol, string id, string remote, string operation);
 }

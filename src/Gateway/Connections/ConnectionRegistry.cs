@@ -10,7 +10,7 @@ namespace Gateway.Connections;
 /// (striped, no global lock); listing walks the map without locking it, sorts references by one key, and
 /// builds snapshots for the requested page only.
 /// </summary>
-public sealed class ConnectionRegistry
+public sealed class ConnectionRegistry(ILogger<ConnectionRegistry>? logger = null)
 {
     private readonly ConcurrentDictionary<string, ConnectionRecord> _live = new(StringComparer.Ordinal);
     private long _sequence;
@@ -24,7 +24,7 @@ public sealed class ConnectionRegistry
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(listener);
         var record = new ConnectionRecord(Interlocked.Increment(ref _sequence), connection.ConnectionId, listener,
-            connection.RemoteEndPoint, connection.LocalEndPoint, connection, metrics);
+            connection.RemoteEndPoint, connection.LocalEndPoint, connection, metrics, logger);
         Add(record);
         return record;
     }

@@ -2,8 +2,6 @@ using System.Buffers;
 using System.Diagnostics;
 using Gateway.Protocols.Framing;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Gateway.Protocols.Rpc;
 
@@ -13,10 +11,8 @@ namespace Gateway.Protocols.Rpc;
 /// batch takes longer than 10 ms, which then sends what it has every 10 ms (and stops if the client has gone).
 /// A fault in a method's own code is that request's <c>internal_error</c>, never the connection's end.
 /// </summary>
-public sealed partial class RpcHandler(ProtocolLimits limits, ILogger<RpcHandler>? logger = null) : ConnectionHandler
+public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
 {
-    private readonly ILogger _logger = logger ?? NullLogger<RpcHandler>.Instance;
-
     // A batch that runs this long sends the replies it has so far (see the loop).
     private static readonly TimeSpan BatchFlushInterval = TimeSpan.FromMilliseconds(10);
 
@@ -75,7 +71,7 @@ public sealed partial class RpcHandler(ProtocolLimits limits, ILogger<RpcHandler
                     }
                     catch (Exception e) when (!ConnectionLifetime.IsExpectedEnd(e, idle, connection))
                     {
-                        outcome = Faulted(e, read.Message, replies, connection);
+                        outcome = Faulted(e, read.Message, replies, activity);
                     }
 
                     frames.Advance();
@@ -111,22 +107,20 @@ public sealed partial class RpcHandler(ProtocolLimits limits, ILogger<RpcHandler
 
     /// <summary>
     /// A method threw (a bug: bench/fuzz found one in sha256). Its request is answered with <c>internal_error</c>
-    /// and its id, the half-written reply dropped, the fault logged and counted; the connection and the requests
-    /// pipelined behind this one carry on, as an HTTP server answers 500 and keeps the connection.
+    /// and its id, the half-written reply dropped, the fault handed to the host (which logs it) and counted; the
+    /// connection and the requests pipelined behind this one carry on, as an HTTP server answers 500 and keeps
+    /// the connection.
     /// </summary>
-    private RpcOutcome Faulted(Exception fault, in ReadOnlySequence<byte> body, RpcReplyWriter replies, ConnectionContext connection)
+    private static RpcOutcome Faulted(Exception fault, in ReadOnlySequence<byte> body, RpcReplyWriter replies, IProtocolActivityFeature? activity)
     {
         replies.DiscardReply();
         var request = RpcRequestParser.Identify(body);
         var method = RpcMethodTable.MetricName(request.Method);
-        LogMethodFault(_logger, fault, method, connection.ConnectionId);
+        activity?.Faulted(method, fault);
         replies.WriteError(request, RpcErrorCodes.InternalError,
             $"method \"{method}\" failed on the server (logged there); this request was not completed, the connection is still usable");
         return new RpcOutcome(request.Method, RpcErrorCodes.InternalError);
     }
-
-    [LoggerMessage(EventId = 40, Level = LogLevel.Error, Message = "RPC method {Method} failed on connection {ConnectionId}; answered internal_error")]
-    private static partial void LogMethodFault(ILogger logger, Exception fault, string method, string connectionId);
 
     private static void Report(IProtocolActivityFeature? activity, Activity? trace, RpcOutcome outcome, long started)
     {

@@ -1,0 +1,21 @@
+using System.Collections.Concurrent;
+
+namespace Gateway.Protocols.Tests;
+
+/// <summary>The host's side of <see cref="IProtocolActivityFeature"/>, keeping what a protocol reports, for tests.</summary>
+internal sealed class RecordingActivity : IProtocolActivityFeature
+{
+    public ConcurrentQueue<(string Operation, string Outcome)> Messages { get; } = new();
+
+    public ConcurrentQueue<(string Operation, Exception Exception)> Faults { get; } = new();
+
+    public Func<IReadOnlyDictionary<string, string?>>? Details { get; set; }
+
+    public void MessageHandled(string operation, string outcome, double seconds) => Messages.Enqueue((operation, outcome));
+
+    public void Faulted(string operation, Exception exception) => Faults.Enqueue((operation, exception));
+
+    public void TransferEnded(string direction, long bytes, string outcome)
+    {
+    }
+}
