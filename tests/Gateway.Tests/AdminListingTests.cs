@@ -84,4 +84,17 @@ public sealed class AdminListingTests
             }
         }
     }
+
+    [Fact]
+    public async Task AnIpv4ClientOfADualStackListenerIsShownAndFilteredAsIpv4()
+    {
+        // "*" (the default address) is a dual-stack socket: IPv4 clients arrive as ::ffff:a.b.c.d.
+        await using var gateway = await GatewayProcess.StartAsync([.. GatewayProcess.LoopbackArgs, "--Gateway:Listeners:Echo:Address=*"]);
+        using var admin = new AdminApi(gateway);
+        using var socket = await TcpClients.ConnectAsync(gateway.Echo);
+        var remote = socket.LocalEndPoint!.ToString()!;
+        var page = await admin.WaitForAsync("/admin/connections?remote=127.0.0.1", p => p.Num("total") == 1);
+        Assert.Equal(remote, page.Items().Single().Str("remote"));
+        Assert.Equal($"127.0.0.1:{gateway.Echo.Port}", page.Items().Single().Str("local"));
+    }
 }

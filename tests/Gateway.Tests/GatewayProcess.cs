@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Reflection;
 using System.Runtime.InteropServices;
@@ -227,7 +228,12 @@ internal sealed partial class GatewayProcess : IAsyncDisposable
         {
             lock (_endpoints)
             {
-                _endpoints[match.Groups["name"].Value] = IPEndPoint.Parse(match.Groups["endpoint"].Value);
+                // Every interface ("*") or localhost: the tests reach it on 127.0.0.1.
+                var endpoint = match.Groups["endpoint"].Value;
+                var port = int.Parse(endpoint[(endpoint.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture);
+                _endpoints[match.Groups["name"].Value] = endpoint.StartsWith("*:", StringComparison.Ordinal) || endpoint.StartsWith("localhost:", StringComparison.Ordinal)
+                    ? new IPEndPoint(IPAddress.Loopback, port)
+                    : IPEndPoint.Parse(endpoint);
             }
         }
         else if (line.Contains("Gateway started", StringComparison.Ordinal))

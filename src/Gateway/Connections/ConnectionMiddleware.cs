@@ -14,7 +14,7 @@ public sealed class ConnectionMiddleware(ConnectionAdmission admission, Connecti
 {
     public Func<ConnectionDelegate, ConnectionDelegate> For(ListenerStats listener) => next => async connection =>
     {
-        var address = (connection.RemoteEndPoint as IPEndPoint)?.Address;
+        var address = (ConnectionRecord.Plain(connection.RemoteEndPoint) as IPEndPoint)?.Address; // one client, one key, on any listener
         if (admission.TryAdmit(address) is { } reason)
         {
             listener.RejectedOne();

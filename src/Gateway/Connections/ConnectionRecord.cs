@@ -32,8 +32,8 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
         Number = number;
         Id = id;
         Listener = listener;
-        Remote = remote?.ToString() ?? "";
-        Local = local?.ToString() ?? "";
+        Remote = Plain(remote)?.ToString() ?? "";
+        Local = Plain(local)?.ToString() ?? "";
         ListenerPort = (local as IPEndPoint)?.Port ?? listener.Port;
         _connection = connection;
         _traffic = connection?.Features.Get<ITransportTrafficFeature>();
@@ -88,6 +88,13 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
         Interlocked.Increment(ref _messages);
         _metrics?.MessageHandled(Listener, operation, outcome, seconds);
     }
+
+    /// <summary>
+    /// An IPv4 client on a dual-stack listener (the default "*") arrives as ::ffff:a.b.c.d; it is shown and
+    /// filtered as the a.b.c.d:port it is, as nginx and Redis show it.
+    /// </summary>
+    public static EndPoint? Plain(EndPoint? endpoint) =>
+        endpoint is IPEndPoint { Address.IsIPv4MappedToIPv6: true } ip ? new IPEndPoint(ip.Address.MapToIPv4(), ip.Port) : endpoint;
 
     public void Faulted(string operation, Exception exception)
     {
