@@ -38,5 +38,6 @@ var app = builder.Build();
 app.UseAdminOpenApi();
 app.MapHealthEndpoints();
 app.MapAdminEndpoints();
+app.MapAdminUi();
 app.MapGatewayMetrics();
 return await app.RunGatewayAsync();

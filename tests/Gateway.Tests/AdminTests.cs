@@ -186,7 +186,7 @@ public sealed class AdminTests : IAsyncLifetime, IDisposable
         foreach (var (path, method) in new[]
         {
             ("/admin/connections", "get"), ("/admin/connections/{id}", "get"), ("/admin/connections/{id}", "delete"),
-            ("/admin/listeners", "get"), ("/admin/workers", "get"), ("/healthz", "get"), ("/readyz", "get"),
+            ("/admin/listeners", "get"), ("/admin/workers", "get"), ("/admin/stats", "get"), ("/healthz", "get"), ("/readyz", "get"),
         })
         {
             var operation = paths.GetProperty(path).GetProperty(method);

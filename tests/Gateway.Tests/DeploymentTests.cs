@@ -298,6 +298,10 @@ public sealed partial class DeploymentTests
             Assert.Equal("hello\n"u8.ToArray(), buffer);
             using var http = new HttpClient { BaseAddress = gateway.Admin };
             Assert.Equal("ready\n", await http.GetStringAsync(new Uri("/readyz", UriKind.Relative)));
+            // The dashboard's files travel inside the binary: no wwwroot in the image.
+            Assert.Contains("<title>Gateway dashboard</title>", await http.GetStringAsync(new Uri("/admin/ui/", UriKind.Relative)), StringComparison.Ordinal);
+            Assert.StartsWith("/*! https://github.com/leeoniya/uPlot", await http.GetStringAsync(new Uri("/admin/ui/vendor/uPlot.iife.min.js", UriKind.Relative)), StringComparison.Ordinal);
+            Assert.False(Directory.Exists(Path.Combine(output.FullName, "wwwroot")));
         }
         finally
         {

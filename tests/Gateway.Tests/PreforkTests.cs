@@ -103,6 +103,9 @@ public sealed class PreforkTests
             // one of two workers would happen once in 2^39 runs.
             Assert.Equal(2, seen.Select(s => s.Pid).Distinct().Count());
             await admin.WaitForAsync("/admin/workers", json => json.EnumerateArray().Sum(w => w.GetProperty("connections").GetInt32()) == 40);
+            // /admin/listeners (and the dashboard) count a prefork listener's connections in its workers.
+            await admin.WaitForAsync("/admin/listeners", json => json.EnumerateArray().Single(l => l.Str("protocol") == "rpc") is var rpc
+                && rpc.Num("active") == 40 && rpc.Num("accepted") >= 40 && rpc.Num("bytesIn") > 0);
 
             // /metrics has the workers' counts, one series per worker, and the pool's state.
             var metrics = await admin.MetricsAsync(text => AdminApi.SumOf(text, "gateway_connections_active", "protocol=\"rpc\"") == 40);

@@ -42,14 +42,30 @@ public static partial class AdminEndpoints
         admin.MapGet("/listeners", ListListeners)
             .WithName("ListListeners")
             .WithSummary("Protocol listeners")
-            .WithDescription("Each protocol listener: address, port, model, and its counters since start.");
+            .WithDescription("Each protocol listener: address, port, model, and its counters since start (a prefork listener's from its workers' last heartbeats).");
 
         admin.MapGet("/workers", ListWorkers)
             .WithName("ListWorkers")
             .WithSummary("Worker processes")
             .WithDescription("The prefork pool's worker processes; empty while no listener runs on the prefork model.");
 
+        admin.MapGet("/stats", ReadStats)
+            .WithName("ReadStats")
+            .WithSummary("The last minutes, second by second")
+            .WithDescription("One sample a second, oldest first (the last 300 are kept): open connections per protocol, bytes per second in and out, RPC requests per second and their p50/p99/max latency. What the dashboard at /admin/ui/ charts.")
+            .ProducesValidationProblem();
+
         return endpoints;
+    }
+
+    private static Results<Ok<StatsSeries>, ValidationProblem> ReadStats(AdminStats stats, int? seconds)
+    {
+        if (seconds is < 1 or > AdminStats.Capacity)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["seconds"] = [$"seconds must be between 1 and {AdminStats.Capacity}"] });
+        }
+
+        return TypedResults.Ok(stats.Read(seconds ?? AdminStats.Capacity));
     }
 
     private static async Task<Results<Ok<ConnectionPage>, ValidationProblem>> ListConnections(
@@ -95,13 +111,8 @@ public static partial class AdminEndpoints
         return TypedResults.Accepted($"/admin/connections/{id}", new CloseAccepted(id, "closing", reason, closer.Grace.TotalSeconds));
     }
 
-    private static Ok<ListenerInfo[]> ListListeners(GatewayListeners listeners, ConnectionRegistry registry) =>
-        TypedResults.Ok(listeners.Stats.Select(l =>
-        {
-            var (liveIn, liveOut) = registry.LiveBytes(l);
-            return new ListenerInfo(l.Protocol, (l.Endpoint with { Port = l.Port }).Display, l.Port, l.Model,
-                l.Active, l.Accepted, l.Rejected, l.ClosedBytesIn + liveIn, l.ClosedBytesOut + liveOut);
-        }).ToArray());
+    private static Ok<ListenerInfo[]> ListListeners(GatewayListeners listeners, ConnectionRegistry registry, WorkerPool pool) =>
+        TypedResults.Ok(ListenerTotals.Read(listeners, registry, pool));
 
     private static Ok<WorkerInfo[]> ListWorkers(WorkerPool pool) => TypedResults.Ok(pool.Workers().ToArray());
 

@@ -27,5 +27,6 @@ public sealed record CloseAccepted(string Id, string State, string Reason, doubl
 [JsonSerializable(typeof(ListenerInfo[]))]
 [JsonSerializable(typeof(WorkerInfo[]))]
 [JsonSerializable(typeof(CloseAccepted))]
+[JsonSerializable(typeof(StatsSeries))]
 [JsonSerializable(typeof(ProblemDetails))]
 internal sealed partial class AdminJsonContext : JsonSerializerContext;

@@ -89,6 +89,10 @@ public static partial class GatewayHost
                 sp.GetRequiredService<GatewayMetrics>();
                 return sp.GetRequiredService<WorkerPool>();
             });
+
+            // The dashboard's one-second samples (the admin endpoint is the supervisor's alone).
+            builder.Services.AddSingleton<AdminStats>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<AdminStats>());
         }
 
         builder.Services.AddGatewayTelemetry(builder.Configuration);
