@@ -132,6 +132,36 @@ public sealed class DashboardTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task AClientChosenNameWithMarkupIsShownAsTextAndNeverRuns()
+    {
+        // An FTP user can name a directory anything; the dashboard shows its cwd among the connection's details.
+        const string name = "<img src=x onerror=window.__xss=1><b>bold<svg onload=window.__xss=1>"; // no '/' in a name
+        var root = Directory.CreateTempSubdirectory("gateway-dashboard-ftp-");
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(root.FullName, "alice", name)); // under alice's home
+            await using var gateway = await GatewayProcess.StartAsync([
+                .. GatewayProcess.LoopbackArgs, $"--Gateway:Listeners:Ftp:Root={root.FullName}",
+                "--Gateway:Listeners:Ftp:Users:0:Name=alice", $"--Gateway:Listeners:Ftp:Users:0:PasswordHash={Gateway.Protocols.Ftp.FtpPasswordHasher.Hash("alice-pw", 1000)}",
+            ]);
+            using var ftp = await TcpClients.ConnectAsync(gateway.Endpoint("ftp"));
+            await FtpExchangeAsync(ftp, null, "220 ");
+            await FtpExchangeAsync(ftp, "USER alice", "331 ");
+            await FtpExchangeAsync(ftp, "PASS alice-pw", "230 ");
+            await FtpExchangeAsync(ftp, $"CWD /{name}", "250 ");
+
+            var seen = await RunAsync("markup", nameof(AClientChosenNameWithMarkupIsShownAsTextAndNeverRuns), new { url = Url(gateway), expect = "onerror" });
+            Assert.Contains($"cwd: /{name}", seen.GetProperty("details").GetString(), StringComparison.Ordinal);
+            Assert.Equal(0, seen.GetProperty("injectedElements").GetInt32());
+            Assert.False(seen.GetProperty("injectedScriptRan").GetBoolean());
+        }
+        finally
+        {
+            root.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task StatsCountEveryRpcRequestAndTheOpenConnectionsSecondBySecond()
     {
         await using var gateway = await GatewayProcess.StartAsync();
@@ -194,6 +224,25 @@ public sealed class DashboardTests(ITestOutputHelper output)
         finally
         {
             work.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Sends a command (none for the greeting) and reads replies until one starts with <paramref name="expected"/>.</summary>
+    private static async Task FtpExchangeAsync(Socket socket, string? command, string expected)
+    {
+        if (command is not null)
+        {
+            await socket.SendAsync(Encoding.UTF8.GetBytes(command + "\r\n"), SocketFlags.None);
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var replies = new StringBuilder();
+        var buffer = new byte[4096];
+        while (!replies.ToString().Split("\r\n").Any(line => line.StartsWith(expected, StringComparison.Ordinal)))
+        {
+            var n = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token).AsTask().ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : -1, TaskScheduler.Default);
+            Assert.True(n > 0, $"no '{expected}' reply to {command}: {replies}");
+            replies.Append(Encoding.UTF8.GetString(buffer, 0, n));
         }
     }
 

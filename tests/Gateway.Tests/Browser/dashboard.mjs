@@ -39,7 +39,7 @@ try {
     await enterKey(page);
   }
 
-  await (scenario === "close" ? close(page) : browse(page));
+  await ({ close, browse, markup }[scenario])(page);
   seen.violations = await page.evaluate(() => window.__violations);
   console.log(JSON.stringify({ ok: true, ...seen }));
 } catch (error) {
@@ -154,4 +154,15 @@ async function browse(page) {
   seen.rpcLegend = await page.locator("#chart-rpc .u-legend").innerText();
   seen.details = await page.locator("#connections tbody td.details").allTextContents();
   await page.screenshot({ path: `${options.screenshots}/browse.png`, fullPage: true });
+}
+
+// A client-chosen name with markup in it (an FTP directory) is shown as text: nothing of it runs or renders.
+async function markup(page) {
+  const cell = page.locator("#connections tbody td.details", { hasText: options.expect });
+  await cell.waitFor({ state: "visible" });
+  await page.waitForTimeout(2 * 2000); // two more refreshes
+  seen.details = await cell.textContent();
+  seen.injectedElements = await page.locator("#connections tbody :is(img, svg, b, script)").count();
+  seen.injectedScriptRan = await page.evaluate(() => window.__xss === 1);
+  await page.screenshot({ path: `${options.screenshots}/markup.png`, fullPage: true });
 }
