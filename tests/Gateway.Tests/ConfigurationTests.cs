@@ -33,6 +33,11 @@ public sealed class ConfigurationTests
     [InlineData("--Gateway:Limits:IdleTimeoutSeconds=soon", "Gateway:Limits:IdleTimeoutSeconds", "Int32")]
     [InlineData("--Gateway:Admin:Url=ftp://127.0.0.1:21", "Gateway:Admin:Url", "http://")]
     [InlineData("--Gateway:Workers:Mode=forking", "Gateway:Workers:Mode", "async, sync, per-connection")]
+    [InlineData("--Gateway:Listeners:Rpc:Tls=true", "Gateway:Listeners:Rpc:Tls", "Gateway:Tls:CertificatePath")]
+    [InlineData("--Gateway:Listeners:Echo:Tls=yes", "Gateway:Listeners:Echo:Tls", "not true or false")]
+    [InlineData("--Gateway:Listeners:Ftp:Tls=explicit", "Gateway:Listeners:Ftp:Tls", "not available yet")]
+    [InlineData("--Gateway:Tls:KeyPath=/tmp/key.pem", "Gateway:Tls:CertificatePath", "no certificate")]
+    [InlineData("--Gateway:Tls:CertificatePath=/nonexistent/cert.pem", "Gateway:Tls", "cannot load the certificate")]
     public async Task BadSettingExitsNonZeroWithOneLineNamingTheKey(string settings, string key, string reason)
     {
         var (exitCode, _, stderr) = await GatewayProcess.RunToExitAsync([.. GatewayProcess.LoopbackArgs, .. settings.Split(' ')]);

@@ -1,6 +1,8 @@
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using Gateway.Protocols.Rpc;
 
 namespace Gateway.Tests;
@@ -120,16 +122,31 @@ internal static class TcpClients
     }
 }
 
-/// <summary>An <see cref="RpcClient"/> over a real TCP connection.</summary>
+/// <summary>An <see cref="RpcClient"/> over a real TCP connection (or TLS over one).</summary>
 internal sealed class RpcConnection : IAsyncDisposable
 {
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
 
-    private RpcConnection(Socket socket)
+    private RpcConnection(Socket socket, Stream? stream = null)
     {
         Socket = socket;
-        _stream = new NetworkStream(socket, ownsSocket: true);
+        _stream = stream ?? new NetworkStream(socket, ownsSocket: true);
         Client = new RpcClient(new DuplexPipe(PipeReader.Create(_stream), PipeWriter.Create(_stream)));
+    }
+
+    /// <summary>RPC over TLS, trusting only the certificate in <paramref name="certificatePath"/> (a test's self-signed one).</summary>
+    public static async Task<RpcConnection> OpenTlsAsync(IPEndPoint endpoint, string certificatePath)
+    {
+        var socket = await TcpClients.ConnectAsync(endpoint);
+        var tls = new SslStream(new NetworkStream(socket, ownsSocket: true));
+        using var trusted = X509CertificateLoader.LoadCertificateFromFile(certificatePath);
+        var thumbprint = trusted.Thumbprint;
+        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = endpoint.Address.ToString(),
+            RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate?.GetCertHashString() == thumbprint,
+        });
+        return new RpcConnection(socket, tls);
     }
 
     public Socket Socket { get; }

@@ -6,7 +6,8 @@ namespace Gateway.Listeners;
 /// <summary>One endpoint to open: a protocol listener or the admin HTTP endpoint.</summary>
 /// <param name="Key">The configuration key that defines it, for messages: <c>Gateway:Listeners:Rpc</c>.</param>
 /// <param name="Address">Null means every interface; <see cref="IPAddress.Loopback"/> with <paramref name="IsLocalhost"/> means both loopbacks.</param>
-public sealed record ListenerEndpoint(string Key, string Name, ListenerProtocol? Protocol, string Model, IPAddress? Address, bool IsLocalhost, int Port)
+/// <param name="Tls">Served over TLS (echo and RPC listeners with <c>Tls</c> true).</param>
+public sealed record ListenerEndpoint(string Key, string Name, ListenerProtocol? Protocol, string Model, IPAddress? Address, bool IsLocalhost, int Port, bool Tls = false)
 {
     public string Display => Address switch
     {
@@ -106,7 +107,8 @@ public static class GatewayConfiguration
                 problems.Add($"{key}:Address: '{listener.Address}' is not an IP address, '*' or 'localhost'");
             }
 
-            found.Add(new ListenerEndpoint(key, name.ToLowerInvariant(), protocol, model, address, isLocalhost, listener.Port));
+            var tls = CheckTls(key, protocol, listener.Tls, options.Tls, problems);
+            found.Add(new ListenerEndpoint(key, name.ToLowerInvariant(), protocol, model, address, isLocalhost, listener.Port, tls));
         }
 
         if (TryParseAdminUrl(options.Admin.Url, out var admin, out var adminProblem))
@@ -127,6 +129,11 @@ public static class GatewayConfiguration
                     problems.Add($"{found[j].Key}: port {found[j].Port} is already taken by {found[i].Key}");
                 }
             }
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Tls.CertificatePath) && (!string.IsNullOrEmpty(options.Tls.KeyPath) || !string.IsNullOrEmpty(options.Tls.Password)))
+        {
+            problems.Add($"{GatewayOptions.SectionName}:Tls:CertificatePath: KeyPath or Password is set, but no certificate");
         }
 
         CheckLimits(options.Limits, problems);
@@ -176,6 +183,36 @@ public static class GatewayConfiguration
             && int.TryParse(a, NumberStyles.None, CultureInfo.InvariantCulture, out first)
             && int.TryParse(b, NumberStyles.None, CultureInfo.InvariantCulture, out last)
             && first >= 1024 && first <= last && last <= IPEndPoint.MaxPort;
+    }
+
+    /// <summary>Whether the listener is served over TLS; a bad or unavailable setting is a problem.</summary>
+    private static bool CheckTls(string key, ListenerProtocol protocol, string? setting, TlsOptions tls, List<string> problems)
+    {
+        var value = setting?.Trim().ToLowerInvariant();
+        if (protocol == ListenerProtocol.Ftp)
+        {
+            if (value is not (null or "" or "off"))
+            {
+                problems.Add(value is "explicit" or "required" or "implicit"
+                    ? $"{key}:Tls: '{setting}': FTPS is not available yet in this build; 'off' only"
+                    : $"{key}:Tls: '{setting}' is not one of off, explicit, required");
+            }
+
+            return false;
+        }
+
+        if (value is not (null or "" or "true" or "false"))
+        {
+            problems.Add($"{key}:Tls: '{setting}' is not true or false");
+            return false;
+        }
+
+        if (value == "true" && string.IsNullOrWhiteSpace(tls.CertificatePath))
+        {
+            problems.Add($"{key}:Tls: true needs a certificate: set {GatewayOptions.SectionName}:Tls:CertificatePath (and KeyPath for a PEM key in its own file)");
+        }
+
+        return value == "true";
     }
 
     private static void CheckFtp(string key, FtpListenerOptions ftp, List<string> problems)

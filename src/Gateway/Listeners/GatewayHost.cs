@@ -40,7 +40,12 @@ public static partial class GatewayHost
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = LocateContentRoot() });
         if (GatewayConfiguration.TryLoad(builder.Configuration, out var options, out var endpoints, out var errors))
         {
-            return (builder, options, endpoints);
+            if (ServerCertificate.Check(options.Tls, builder.Environment.ContentRootPath) is not { } problem)
+            {
+                return (builder, options, endpoints);
+            }
+
+            errors = [problem];
         }
 
         foreach (var error in errors)
@@ -59,6 +64,8 @@ public static partial class GatewayHost
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(limits);
         builder.Services.AddSingleton(options.Admin);
+        builder.Services.AddSingleton(options.Tls);
+        builder.Services.AddSingleton<ServerCertificate>();
         builder.Services.AddSingleton(new ProtocolLimits
         {
             MaxFrameBytes = limits.MaxFrameBytes,
@@ -135,7 +142,7 @@ public static partial class GatewayHost
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
             var services = kestrel.ApplicationServices;
-            services.GetRequiredService<GatewayListeners>().Configure(kestrel, services.GetRequiredService<ConnectionMiddleware>());
+            services.GetRequiredService<GatewayListeners>().Configure(kestrel, services.GetRequiredService<ConnectionMiddleware>(), services.GetRequiredService<ServerCertificate>());
         });
     }
 
@@ -200,6 +207,11 @@ public static partial class GatewayHost
         }
 
         listeners.OnStarted();
+        if (!app.Services.GetRequiredService<ServerCertificate>().IsConfigured)
+        {
+            LogTlsOff(logger);
+        }
+
         LogStarted(logger, Environment.ProcessId, app.Environment.ContentRootPath);
         var admin = app.Services.GetRequiredService<AdminOptions>();
         var reachableFromOutside = listeners.Admin.Address is null || !IPAddress.IsLoopback(listeners.Admin.Address);
@@ -219,6 +231,9 @@ public static partial class GatewayHost
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "!!! The admin API on {Address} is reachable beyond this machine and has no API key: anyone who can reach it can list and close connections. Set Gateway:Admin:ApiKey, or bind Gateway:Admin:Url to 127.0.0.1.")]
     private static partial void LogOpenAdmin(ILogger logger, string address);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "TLS is off: no certificate (Gateway:Tls:CertificatePath); listeners with Tls true cannot be configured")]
+    private static partial void LogTlsOff(ILogger logger);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Gateway stopped")]
     private static partial void LogStopped(ILogger logger);

@@ -8,6 +8,7 @@ using Gateway.Protocols.Rpc;
 using Gateway.Workers;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace Gateway.Listeners;
 
@@ -46,10 +47,19 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
     /// <summary>The admin HTTP endpoint as configured.</summary>
     public ListenerEndpoint Admin { get; } = endpoints.Single(e => e.Protocol is null);
 
-    public void Configure(KestrelServerOptions kestrel, ConnectionMiddleware middleware)
+    public void Configure(KestrelServerOptions kestrel, ConnectionMiddleware middleware, ServerCertificate certificate)
     {
         ArgumentNullException.ThrowIfNull(kestrel);
         ArgumentNullException.ThrowIfNull(middleware);
+        ArgumentNullException.ThrowIfNull(certificate);
+        // Kestrel's TLS middleware, after admission (a refused client costs no handshake) and before the handler,
+        // which reads and writes plaintext as on any other connection. The certificate is looked up per handshake,
+        // so a reloaded one serves the next connection. No ALPN: echo and RPC have no registered names.
+        var tls = new TlsHandshakeCallbackOptions
+        {
+            OnConnection = _ => ValueTask.FromResult(certificate.ServerOptions()),
+            HandshakeTimeout = TimeSpan.FromSeconds(10),
+        };
         foreach (var endpoint in endpoints)
         {
             var prefork = endpoint.Protocol is not null && endpoint.Model == ServerModels.Prefork;
@@ -64,13 +74,22 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
             Listen(kestrel, endpoint, worker, options =>
             {
                 _bound.Add((endpoint, options));
+                if (endpoint.Protocol is ListenerProtocol.Echo or ListenerProtocol.Rpc)
+                {
+                    options.Use(middleware.For(stats!));
+                    if (endpoint.Tls)
+                    {
+                        options.UseHttps(tls);
+                    }
+                }
+
                 switch (endpoint.Protocol)
                 {
                     case ListenerProtocol.Echo:
-                        options.Use(middleware.For(stats!)).UseConnectionHandler<EchoHandler>();
+                        options.UseConnectionHandler<EchoHandler>();
                         break;
                     case ListenerProtocol.Rpc:
-                        options.Use(middleware.For(stats!)).UseConnectionHandler<RpcHandler>();
+                        options.UseConnectionHandler<RpcHandler>();
                         break;
                     case ListenerProtocol.Ftp:
                         options.Use(middleware.For(stats!)).UseConnectionHandler<FtpHandler>();
@@ -115,7 +134,7 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
             }
             else
             {
-                LogListener(logger, endpoint.Name, endpoint.Display, endpoint.Model);
+                LogListener(logger, endpoint.Name, endpoint.Display, endpoint.Tls ? endpoint.Model + ", TLS" : endpoint.Model);
             }
         }
     }

@@ -16,6 +16,8 @@ public sealed class GatewayOptions
 
     public ModelsOptions Models { get; set; } = new();
 
+    public TlsOptions Tls { get; set; } = new();
+
     /// <summary>The FTP listener's own keys (<c>Gateway:Listeners:Ftp:Root</c>, ...), beside its Port and Model.</summary>
     public FtpListenerOptions Ftp { get; set; } = new();
 }
@@ -74,6 +76,25 @@ public sealed class ListenerOptions
     public int Port { get; set; }
 
     public string Model { get; set; } = ServerModels.Kestrel;
+
+    /// <summary>
+    /// Echo and RPC: <c>true</c> serves the listener over TLS (needs <c>Gateway:Tls:CertificatePath</c>); default
+    /// false. FTP: <c>off</c> (explicit FTPS is not in this build yet).
+    /// </summary>
+    public string? Tls { get; set; }
+}
+
+/// <summary>The server certificate (<c>Gateway:Tls</c>); without one, TLS is off.</summary>
+public sealed class TlsOptions
+{
+    /// <summary>A PEM certificate (its chain may follow it in the file) or a PKCS#12 (.pfx) file; relative to the content root.</summary>
+    public string? CertificatePath { get; set; }
+
+    /// <summary>The PEM private key, when it is not in <see cref="CertificatePath"/>'s file.</summary>
+    public string? KeyPath { get; set; }
+
+    /// <summary>The PKCS#12 file's password, or an encrypted PEM key's.</summary>
+    public string? Password { get; set; }
 }
 
 public sealed class LimitsOptions
