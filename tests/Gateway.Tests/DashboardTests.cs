@@ -34,7 +34,7 @@ public sealed class DashboardTests(ITestOutputHelper output)
         Assert.Equal(("echo", "kestrel", remote, "open"), (row[1], row[2], row[3], row[9]));
         Assert.Equal("2 B", row[6]); // "hi" received and echoed
         Assert.Equal(3, seen.GetProperty("paintedCharts").GetInt32());
-        Assert.Contains(seen.GetProperty("listeners").EnumerateArray(), l => l.GetString()!.StartsWith("echo\t", StringComparison.Ordinal));
+        Assert.Contains(seen.GetProperty("listeners").EnumerateArray(), l => l.GetString()!.StartsWith($"echo\t127.0.0.1:{gateway.Echo.Port}\tkestrel\tno\t1\t", StringComparison.Ordinal));
         Assert.Contains(remote, seen.GetProperty("dialogText").GetString(), StringComparison.Ordinal);
         Assert.True(seen.GetProperty("rowGone").GetBoolean());
 

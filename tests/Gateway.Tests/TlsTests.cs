@@ -39,6 +39,9 @@ public sealed class TlsTests : IDisposable
         Assert.Contains("Verification: OK", brief, StringComparison.Ordinal);
         Assert.Contains("Peer certificate: CN = gateway-test", brief, StringComparison.Ordinal);
 
+        var listeners = (await admin.GetJsonAsync("/admin/listeners")).EnumerateArray().ToDictionary(l => l.Str("protocol"), l => l.GetProperty("tls").GetBoolean());
+        Assert.Equal((true, true, false), (listeners["echo"], listeners["rpc"], listeners["ftp"]));
+
         // The handlers and the registry see an ordinary connection: counted, listed, its requests reported.
         var metrics = await admin.MetricsAsync(m => AdminApi.SumOf(m, "gateway_request_duration_seconds_count", "protocol=\"rpc\"") >= 1);
         Assert.Equal(1, AdminApi.SumOf(metrics, "gateway_request_duration_seconds_count", "protocol=\"rpc\"", "operation=\"ping\""));

@@ -5,9 +5,9 @@ using Microsoft.AspNetCore.Mvc;
 
 namespace Gateway.Admin;
 
-/// <summary>One protocol listener and its counters since start.</summary>
+/// <summary>One protocol listener and its counters since start; <paramref name="Tls"/>: served over TLS.</summary>
 public sealed record ListenerInfo(string Protocol, string Address, int Port, string Model,
-    int Active, long Accepted, long Rejected, long BytesIn, long BytesOut);
+    int Active, long Accepted, long Rejected, long BytesIn, long BytesOut, bool Tls);
 
 /// <summary>
 /// A worker process of the prefork pool: its place in the pool, its current process, its state (starting,

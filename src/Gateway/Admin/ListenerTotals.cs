@@ -25,7 +25,8 @@ internal static class ListenerTotals
                 l.Accepted + workers.Sum(c => c.Accepted),
                 l.Rejected,
                 l.ClosedBytesIn + liveIn + workers.Sum(c => c.BytesIn),
-                l.ClosedBytesOut + liveOut + workers.Sum(c => c.BytesOut));
+                l.ClosedBytesOut + liveOut + workers.Sum(c => c.BytesOut),
+                l.Endpoint.Tls);
         }).ToArray();
     }
 }

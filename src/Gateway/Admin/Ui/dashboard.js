@@ -149,12 +149,13 @@
       cell(tr, l.protocol);
       cell(tr, l.address);
       cell(tr, l.model);
+      cell(tr, l.tls ? "yes" : "no");
       cell(tr, integer.format(l.active), "number");
       cell(tr, integer.format(l.accepted), "number");
       cell(tr, integer.format(l.rejected), "number");
       cell(tr, bytes(l.bytesIn), "number");
       cell(tr, bytes(l.bytesOut), "number");
-    }, "No protocol listeners are enabled.", 8);
+    }, "No protocol listeners are enabled.", 9);
     const unique = (values) => [...new Set(values)].sort();
     setOptions($("filter-protocol"), unique(listeners.map((l) => l.protocol)));
     setOptions($("filter-model"), unique(listeners.map((l) => l.model)));
