@@ -10,6 +10,8 @@ import ssl
 import struct
 import sys
 
+from rpc_seed_client import recv_exactly  # the classic client's framing, beside this script
+
 host, port, cafile, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 text = sys.argv[5] if len(sys.argv) > 5 else "hello over tls"
 context = ssl.create_default_context(cafile=cafile)
@@ -28,16 +30,6 @@ with socket.create_connection((host, port), timeout=20) as raw, context.wrap_soc
     else:
         body = json.dumps({"in": "ping", "params": text, "id": 1}).encode()
         tls.sendall(struct.pack("<I", len(body)) + body)
-
-        def exactly(n):
-            got = b""
-            while len(got) < n:
-                chunk = tls.recv(n - len(got))
-                if not chunk:
-                    raise EOFError("closed mid-reply")
-                got += chunk
-            return got
-
-        (length,) = struct.unpack("<I", exactly(4))
-        answer = json.loads(exactly(length))
+        (length,) = struct.unpack("<I", recv_exactly(tls, 4))
+        answer = json.loads(recv_exactly(tls, length))
     print(json.dumps({"version": tls.version(), "subject": subject.get("commonName"), "answer": answer}))
