@@ -29,10 +29,6 @@ internal readonly record struct RpcRequestError(string Code, string Message);
 
 internal static class RpcRequestParser
 {
-    /// <summary>
-    /// Parses a frame body. On failure <paramref name="request"/> still carries the id when the JSON was
-    /// valid, so the error reply can name the request it answers.
-    /// </summary>
     /// <summary>The request's method and id as far as the frame parses, for an error reply; never throws.</summary>
     public static RpcRequest Identify(in ReadOnlySequence<byte> body)
     {
@@ -49,6 +45,10 @@ internal static class RpcRequestParser
         }
     }
 
+    /// <summary>
+    /// Parses a frame body. On failure <paramref name="request"/> still carries the id when the JSON was
+    /// valid, so the error reply can name the request it answers.
+    /// </summary>
     public static bool TryParse(in ReadOnlySequence<byte> body, out RpcRequest request, out RpcRequestError error)
     {
         request = default;
