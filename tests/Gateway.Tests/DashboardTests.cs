@@ -46,6 +46,32 @@ public sealed class DashboardTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task WithThePreforkPoolThePageShowsTheWorkersAndClosesAWorkersConnection()
+    {
+        await using var gateway = await GatewayProcess.StartAsync([
+            .. GatewayProcess.LoopbackArgs, "--Gateway:Listeners:Echo:Model=prefork", "--Gateway:Workers:Count=2",
+        ]);
+        using var admin = new AdminApi(gateway);
+        await admin.WaitForAsync("/admin/workers", w => w.GetArrayLength() == 2 && w.EnumerateArray().All(x => x.Str("state") == "ready"));
+        using var echo = await OpenEchoAsync(gateway);
+        var remote = echo.LocalEndPoint!.ToString()!;
+
+        var seen = await RunAsync("close", nameof(WithThePreforkPoolThePageShowsTheWorkersAndClosesAWorkersConnection), new { url = Url(gateway), remote, reason = "pool test" });
+
+        Assert.True(seen.GetProperty("workersShown").GetBoolean());
+        var workers = Strings(seen.GetProperty("workers"));
+        Assert.Equal(2, workers.Length);
+        Assert.All(workers, w => Assert.Contains("\tasync\tready\t", w, StringComparison.Ordinal));
+        var row = Strings(seen.GetProperty("row"));
+        Assert.StartsWith("w", row[0], StringComparison.Ordinal); // a worker's connection id
+        Assert.Matches(@"^prefork \(worker \d\)$", row[2]);
+        Assert.True(seen.GetProperty("rowGone").GetBoolean());
+        Assert.Equal(0, await TcpClients.ReadUntilClosedAsync(echo, TimeSpan.FromSeconds(10)));
+        // The pool's listener counts the connection the workers held, then its close.
+        Assert.Contains(seen.GetProperty("listeners").EnumerateArray(), l => l.GetString()!.StartsWith($"echo\t127.0.0.1:{gateway.Echo.Port}\tprefork\tno\t1\t", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task WithAnApiKeyThePageAsksForItOnceRefusesAWrongOneAndKeepsItForTheTab()
     {
         const string key = "dashboard-test-key-7f3c";

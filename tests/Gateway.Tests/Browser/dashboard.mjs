@@ -89,6 +89,8 @@ async function close(page) {
   await page.waitForFunction(() => document.querySelectorAll(".chart canvas").length === 3);
   seen.paintedCharts = await paintedCharts(page);
   seen.listeners = await page.locator("#listeners tbody tr").allInnerTexts();
+  seen.workersShown = await page.locator("#workers-section").isVisible();
+  seen.workers = seen.workersShown ? await page.locator("#workers tbody tr").allInnerTexts() : [];
   await page.screenshot({ path: `${options.screenshots}/dashboard.png`, fullPage: true });
 
   await row.locator("button.close").click();

@@ -84,7 +84,8 @@
       unit++;
     }
 
-    return `${unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+    // Whole bytes as they are; fractions (a rate's axis ticks) keep a decimal, so 1.5 and 2 B/s stay apart.
+    return `${unit === 0 && Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
   }
 
   function duration(seconds) {
