@@ -215,6 +215,7 @@ public sealed class DashboardTests(ITestOutputHelper output)
 
         var times = Samples(stats).Select(s => s.GetProperty("at").GetDateTimeOffset()).ToArray();
         Assert.Equal(times.Order(), times);
+        await admin.WaitForAsync("/admin/stats", s => Samples(s).Length > 3); // a sample a second since the start
         Assert.Equal(3, Samples(await admin.GetJsonAsync("/admin/stats?seconds=3")).Length);
         foreach (var bad in new[] { "seconds=0", "seconds=301", "seconds=x" })
         {
