@@ -25,7 +25,7 @@ internal sealed partial class FtpSession
 
     private const string Receive = "receive", Transmit = "transmit";
 
-    private delegate Task<(int Code, string Text)> TransferBody(Socket data, Transfer transfer, CancellationToken cancellationToken);
+    private delegate Task<(int Code, string Text)> TransferBody(FtpDataConnection data, Transfer transfer, CancellationToken cancellationToken);
 
     private sealed class Transfer(string description, string direction)
     {
@@ -188,7 +188,7 @@ internal sealed partial class FtpSession
         var bytes = Encoding.UTF8.GetBytes(text.ToString());
         await StartTransferAsync($"{command.Name} {path}", Transmit, "Here comes the directory listing.", async (data, transfer, cancellationToken) =>
         {
-            await data.SendAsync(bytes, SocketFlags.None, cancellationToken);
+            await data.SendAsync(bytes, cancellationToken);
             transfer.Moved(bytes.Length);
             return (226, "Directory send OK.");
         });
@@ -234,7 +234,7 @@ internal sealed partial class FtpSession
                     {
                         // sendfile(2) from our own open file, from the REST offset: no copy through user space.
                         var sent = file.Length - offset;
-                        await SendFileAsync(data, file, offset, cancellationToken);
+                        await data.SendFileAsync(file, offset, cancellationToken);
                         transfer.Moved(sent);
                         return (226, "Transfer complete.");
                     }
@@ -246,7 +246,7 @@ internal sealed partial class FtpSession
                     while ((read = await file.ReadAsync(buffer, cancellationToken)) > 0)
                     {
                         var count = ToNetworkLineEnds(buffer.AsSpan(0, read), converted, ref last);
-                        await SendAllAsync(data, converted.AsMemory(0, count), cancellationToken);
+                        await data.SendAsync(converted.AsMemory(0, count), cancellationToken);
                         transfer.Moved(count);
                     }
 
@@ -254,32 +254,6 @@ internal sealed partial class FtpSession
                 }
             },
             file);
-    }
-
-    /// <summary>sendfile(2) of an open file from an offset to its end, through SendPacketsAsync.</summary>
-    private static async Task SendFileAsync(Socket data, FileStream file, long offset, CancellationToken cancellationToken)
-    {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var packets = new SocketAsyncEventArgs { SendPacketsElements = [new SendPacketsElement(file, offset, 0)] };
-        packets.Completed += (_, e) => Complete(e, done);
-        if (!data.SendPacketsAsync(packets))
-        {
-            Complete(packets, done);
-        }
-
-        await done.Task.WaitAsync(cancellationToken);
-
-        static void Complete(SocketAsyncEventArgs e, TaskCompletionSource done)
-        {
-            if (e.SocketError == SocketError.Success)
-            {
-                done.TrySetResult();
-            }
-            else
-            {
-                done.TrySetException(new SocketException((int)e.SocketError));
-            }
-        }
     }
 
     private async Task StoreAsync(FtpCommand command, FtpUploadMode mode) => await StoreAsync(Resolve(command.Argument), mode, null);
@@ -325,7 +299,7 @@ internal sealed partial class FtpSession
                 }
 
                 await using var upload = opened;
-                using var receiver = new FtpDataReceiver(data, BufferBytes, timeout, cancellationToken);
+                using var receiver = data.Receiver(BufferBytes, timeout, cancellationToken);
                 var buffer = new byte[BufferBytes];
                 var pendingCarriageReturn = false;
                 long total = 0;
@@ -401,10 +375,10 @@ internal sealed partial class FtpSession
     private async Task RunTransferAsync(Transfer transfer, TransferBody body, FileStream? resource)
     {
         var cancel = transfer.Cancel.Token;
-        Socket data;
+        FtpDataConnection data;
         try
         {
-            data = await _data.OpenAsync(_peer, _options.DataTimeout, cancel);
+            data = new FtpDataConnection(await _data.OpenAsync(_peer, _options.DataTimeout, cancel));
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or InvalidOperationException)
         {
@@ -420,10 +394,9 @@ internal sealed partial class FtpSession
         (int Code, string Text) result;
         try
         {
-            // ABOR closes the socket under a transfer that cannot be cancelled otherwise (sendfile).
-            using var abort = cancel.Register(static s => ((Socket)s!).Dispose(), data);
+            using var abort = cancel.Register(static d => ((FtpDataConnection)d!).Abort(), data);
             result = await body(data, transfer, cancel);
-            data.Shutdown(SocketShutdown.Both);
+            await data.CloseAsync();
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or ObjectDisposedException)
         {
@@ -435,7 +408,7 @@ internal sealed partial class FtpSession
         }
         finally
         {
-            data.Dispose();
+            await data.DisposeAsync();
         }
 
         _activity?.TransferEnded(transfer.Direction, transfer.Bytes, result.Code < 400 ? ProtocolOutcomes.Ok : result.Code.ToString(CultureInfo.InvariantCulture));
@@ -453,15 +426,6 @@ internal sealed partial class FtpSession
                                    or Microsoft.AspNetCore.Connections.ConnectionResetException or Microsoft.AspNetCore.Connections.ConnectionAbortedException)
         {
             // Nobody is left to tell.
-        }
-    }
-
-    private static async Task SendAllAsync(Socket data, ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
-    {
-        while (!bytes.IsEmpty)
-        {
-            var sent = await data.SendAsync(bytes, SocketFlags.None, cancellationToken);
-            bytes = bytes[sent..];
         }
     }
 
