@@ -35,7 +35,9 @@ public sealed class ConfigurationTests
     [InlineData("--Gateway:Workers:Mode=forking", "Gateway:Workers:Mode", "async, sync, per-connection")]
     [InlineData("--Gateway:Listeners:Rpc:Tls=true", "Gateway:Listeners:Rpc:Tls", "Gateway:Tls:CertificatePath")]
     [InlineData("--Gateway:Listeners:Echo:Tls=yes", "Gateway:Listeners:Echo:Tls", "not true or false")]
-    [InlineData("--Gateway:Listeners:Ftp:Tls=explicit", "Gateway:Listeners:Ftp:Tls", "not available yet")]
+    [InlineData("--Gateway:Listeners:Ftp:Tls=explicit", "Gateway:Listeners:Ftp:Tls", "needs a certificate")]
+    [InlineData("--Gateway:Listeners:Ftp:Tls=implicit", "Gateway:Listeners:Ftp:Tls", "not available in this build")]
+    [InlineData("--Gateway:Listeners:Ftp:Tls=maybe", "Gateway:Listeners:Ftp:Tls", "off, explicit, required")]
     [InlineData("--Gateway:Tls:KeyPath=/tmp/key.pem", "Gateway:Tls:CertificatePath", "no certificate")]
     [InlineData("--Gateway:Tls:CertificatePath=/nonexistent/cert.pem", "Gateway:Tls", "cannot load the certificate")]
     public async Task BadSettingExitsNonZeroWithOneLineNamingTheKey(string settings, string key, string reason)

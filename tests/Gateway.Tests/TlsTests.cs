@@ -40,7 +40,7 @@ public sealed class TlsTests : IDisposable
         Assert.Contains("Peer certificate: CN = gateway-test", brief, StringComparison.Ordinal);
 
         var listeners = (await admin.GetJsonAsync("/admin/listeners")).EnumerateArray().ToDictionary(l => l.Str("protocol"), l => l.GetProperty("tls").GetBoolean());
-        Assert.Equal((true, true, false), (listeners["echo"], listeners["rpc"], listeners["ftp"]));
+        Assert.Equal((true, true, true), (listeners["echo"], listeners["rpc"], listeners["ftp"])); // FTP: AUTH TLS offered (the default with a certificate)
 
         // The handlers and the registry see an ordinary connection: counted, listed, its requests reported.
         var metrics = await admin.MetricsAsync(m => AdminApi.SumOf(m, "gateway_request_duration_seconds_count", "protocol=\"rpc\"") >= 1);
@@ -137,11 +137,11 @@ public sealed class TlsTests : IDisposable
     ]);
 
     /// <summary>A self-signed P-256 certificate for 127.0.0.1, by openssl.</summary>
-    private static Task<string> MakeCertificateAsync(string commonName, string certificate, string key) => OpensslAsync(
+    internal static Task<string> MakeCertificateAsync(string commonName, string certificate, string key) => OpensslAsync(
         "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
         "-subj", $"/CN={commonName}", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", certificate);
 
-    private static async Task<string> OpensslAsync(params string[] arguments)
+    internal static async Task<string> OpensslAsync(params string[] arguments)
     {
         var (code, stdout, stderr) = await GatewayProcess.RunToExitAsync(Command("openssl", arguments), limit: TimeSpan.FromMinutes(1));
         Assert.True(code == 0, $"openssl {string.Join(' ', arguments)}: {stdout}{stderr}");
@@ -168,7 +168,7 @@ public sealed class TlsTests : IDisposable
         return stdout + stderr;
     }
 
-    private static ProcessStartInfo Command(string file, params string[] arguments)
+    internal static ProcessStartInfo Command(string file, params string[] arguments)
     {
         var start = new ProcessStartInfo(file);
         foreach (var argument in arguments)

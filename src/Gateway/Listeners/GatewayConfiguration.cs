@@ -6,8 +6,10 @@ namespace Gateway.Listeners;
 /// <summary>One endpoint to open: a protocol listener or the admin HTTP endpoint.</summary>
 /// <param name="Key">The configuration key that defines it, for messages: <c>Gateway:Listeners:Rpc</c>.</param>
 /// <param name="Address">Null means every interface; <see cref="IPAddress.Loopback"/> with <paramref name="IsLocalhost"/> means both loopbacks.</param>
-/// <param name="Tls">Served over TLS (echo and RPC listeners with <c>Tls</c> true).</param>
-public sealed record ListenerEndpoint(string Key, string Name, ListenerProtocol? Protocol, string Model, IPAddress? Address, bool IsLocalhost, int Port, bool Tls = false)
+/// <param name="Tls">Echo and RPC: served over TLS. FTP: AUTH TLS offered (explicit FTPS).</param>
+/// <param name="TlsRequired">FTP: TLS required before login and on data connections.</param>
+public sealed record ListenerEndpoint(string Key, string Name, ListenerProtocol? Protocol, string Model, IPAddress? Address, bool IsLocalhost, int Port,
+    bool Tls = false, bool TlsRequired = false)
 {
     public string Display => Address switch
     {
@@ -108,7 +110,8 @@ public static class GatewayConfiguration
             }
 
             var tls = CheckTls(key, protocol, listener.Tls, options.Tls, problems);
-            found.Add(new ListenerEndpoint(key, name.ToLowerInvariant(), protocol, model, address, isLocalhost, listener.Port, tls));
+            found.Add(new ListenerEndpoint(key, name.ToLowerInvariant(), protocol, model, address, isLocalhost, listener.Port,
+                tls != "off", tls == "required"));
         }
 
         if (TryParseAdminUrl(options.Admin.Url, out var admin, out var adminProblem))
@@ -185,34 +188,46 @@ public static class GatewayConfiguration
             && first >= 1024 && first <= last && last <= IPEndPoint.MaxPort;
     }
 
-    /// <summary>Whether the listener is served over TLS; a bad or unavailable setting is a problem.</summary>
-    private static bool CheckTls(string key, ListenerProtocol protocol, string? setting, TlsOptions tls, List<string> problems)
+    /// <summary>
+    /// The listener's TLS mode — echo and RPC: <c>off</c> or <c>on</c>; FTP: <c>off</c>, <c>explicit</c> (the default
+    /// when a certificate is configured) or <c>required</c>. A bad or unavailable setting is a problem.
+    /// </summary>
+    private static string CheckTls(string key, ListenerProtocol protocol, string? setting, TlsOptions tls, List<string> problems)
     {
         var value = setting?.Trim().ToLowerInvariant();
+        var certificate = !string.IsNullOrWhiteSpace(tls.CertificatePath);
+        string mode;
         if (protocol == ListenerProtocol.Ftp)
         {
-            if (value is not (null or "" or "off"))
+            mode = value is null or "" ? (certificate ? "explicit" : "off") : value;
+            if (mode == "implicit")
             {
-                problems.Add(value is "explicit" or "required" or "implicit"
-                    ? $"{key}:Tls: '{setting}': FTPS is not available yet in this build; 'off' only"
-                    : $"{key}:Tls: '{setting}' is not one of off, explicit, required");
+                problems.Add($"{key}:Tls: 'implicit' (FTPS on its own port) is not available in this build; use explicit or required");
+                return "off";
             }
 
-            return false;
+            if (mode is not ("off" or "explicit" or "required"))
+            {
+                problems.Add($"{key}:Tls: '{setting}' is not one of off, explicit, required");
+                return "off";
+            }
         }
-
-        if (value is not (null or "" or "true" or "false"))
+        else if (value is null or "" or "false" or "true")
+        {
+            mode = value == "true" ? "on" : "off";
+        }
+        else
         {
             problems.Add($"{key}:Tls: '{setting}' is not true or false");
-            return false;
+            return "off";
         }
 
-        if (value == "true" && string.IsNullOrWhiteSpace(tls.CertificatePath))
+        if (mode != "off" && !certificate)
         {
-            problems.Add($"{key}:Tls: true needs a certificate: set {GatewayOptions.SectionName}:Tls:CertificatePath (and KeyPath for a PEM key in its own file)");
+            problems.Add($"{key}:Tls: '{setting}' needs a certificate: set {GatewayOptions.SectionName}:Tls:CertificatePath (and KeyPath for a PEM key in its own file)");
         }
 
-        return value == "true";
+        return mode;
     }
 
     private static void CheckFtp(string key, FtpListenerOptions ftp, List<string> problems)

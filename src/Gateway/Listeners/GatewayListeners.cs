@@ -134,7 +134,14 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
             }
             else
             {
-                LogListener(logger, endpoint.Name, endpoint.Display, endpoint.Tls ? endpoint.Model + ", TLS" : endpoint.Model);
+                var tls = endpoint switch
+                {
+                    { Tls: false } => "",
+                    { Protocol: ListenerProtocol.Ftp, TlsRequired: true } => ", TLS required",
+                    { Protocol: ListenerProtocol.Ftp } => ", AUTH TLS",
+                    _ => ", TLS",
+                };
+                LogListener(logger, endpoint.Name, endpoint.Display, endpoint.Model + tls);
             }
         }
     }

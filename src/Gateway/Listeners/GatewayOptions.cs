@@ -62,6 +62,9 @@ public sealed class FtpUserOptions
 
     /// <summary>Relative to the FTP root; default: the user name.</summary>
     public string? Home { get; set; }
+
+    /// <summary>This account logs in only over AUTH TLS, and transfers only under PROT P.</summary>
+    public bool RequireTls { get; set; }
 }
 
 public sealed class ListenerOptions
@@ -79,7 +82,8 @@ public sealed class ListenerOptions
 
     /// <summary>
     /// Echo and RPC: <c>true</c> serves the listener over TLS (needs <c>Gateway:Tls:CertificatePath</c>); default
-    /// false. FTP: <c>off</c> (explicit FTPS is not in this build yet).
+    /// false. FTP: <c>off</c>, <c>explicit</c> (AUTH TLS offered; the default when a certificate is configured)
+    /// or <c>required</c> (TLS before login and on every data connection).
     /// </summary>
     public string? Tls { get; set; }
 }

@@ -61,13 +61,16 @@ public sealed partial class ServerCertificate : IDisposable
     /// <summary>The certificate served now.</summary>
     public X509Certificate2? Certificate => _current?.TargetCertificate;
 
-    /// <summary>What a TLS connection is accepted with: the current certificate; TLS 1.2 and 1.3 (the system's defaults).</summary>
-    public SslServerAuthenticationOptions ServerOptions() => new()
+    /// <summary>
+    /// What a TLS connection is accepted with: the current certificate; by default TLS 1.2 and 1.3 (the system's
+    /// choice), or only <paramref name="protocols"/>.
+    /// </summary>
+    public SslServerAuthenticationOptions ServerOptions(SslProtocols protocols = SslProtocols.None) => new()
     {
         ServerCertificateContext = _current ?? throw new InvalidOperationException("no certificate is configured (Gateway:Tls:CertificatePath)"),
         ClientCertificateRequired = false,
         CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-        EnabledSslProtocols = SslProtocols.None,
+        EnabledSslProtocols = protocols,
     };
 
     /// <summary>Loads the files as configured, for the start-up check; the problem in one line when they do not load.</summary>

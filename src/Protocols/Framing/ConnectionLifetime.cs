@@ -21,9 +21,12 @@ public static class ConnectionLifetime
     public static CancellationTokenRegistration CancelReadsOnCloseRequest(ConnectionContext connection)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        return CloseRequested(connection).Register(
-            static state => ((PipeReader)state!).CancelPendingRead(), connection.Transport.Input);
+        return CancelReadsOnCloseRequest(connection, connection.Transport.Input);
     }
+
+    /// <summary>The same for another reader of the connection's bytes (the TLS one after FTP's AUTH TLS).</summary>
+    public static CancellationTokenRegistration CancelReadsOnCloseRequest(ConnectionContext connection, PipeReader input) =>
+        CloseRequested(connection).Register(static state => ((PipeReader)state!).CancelPendingRead(), input);
 
     /// <summary>The ordinary ways a connection ends mid-read or mid-write, which a handler ends quietly.</summary>
     public static bool IsExpectedEnd(Exception exception, IdleTimeout idle, ConnectionContext connection)

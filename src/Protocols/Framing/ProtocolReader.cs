@@ -139,6 +139,25 @@ public sealed class ProtocolReader
         return _partialSince + (long)(seconds * Stopwatch.Frequency);
     }
 
+    /// <summary>
+    /// Drops every byte received and not yet parsed, without waiting; returns how many. For a protocol that
+    /// switches to TLS in the middle of a connection (FTP's AUTH TLS): plaintext that arrived before the server
+    /// agreed was sent before the client could know TLS would start — an injection, never to be read.
+    /// </summary>
+    public long DiscardBuffered()
+    {
+        ThrowIfHoldingMessage();
+        _partialSince = _partialBytes = 0;
+        _skippingOversized = false;
+        if (!_input.TryRead(out var read))
+        {
+            return 0;
+        }
+
+        _input.AdvanceTo(read.Buffer.End);
+        return read.Buffer.Length;
+    }
+
     /// <summary>Releases the last message's bytes back to the pipe.</summary>
     public void Advance()
     {

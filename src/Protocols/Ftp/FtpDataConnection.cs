@@ -1,33 +1,92 @@
+using System.Net.Security;
 using System.Net.Sockets;
 
 namespace Gateway.Protocols.Ftp;
 
 /// <summary>
-/// One open data connection as a transfer uses it: send bytes, send a file, receive an upload, close. Keeps the
-/// socket's fast paths (sendfile, a receive low-water mark) in one place, beside the control connection's
-/// session that opened it.
+/// One open data connection as a transfer uses it: send bytes, send a file, receive an upload, close. Plain, it
+/// keeps the socket's fast paths (sendfile, a receive low-water mark); under PROT P it is TLS over the socket
+/// (the server side, as RFC 4217 has it), closed with close_notify, and an upload that ends without the
+/// client's close_notify is known to be cut short.
 /// </summary>
-internal sealed class FtpDataConnection(Socket socket) : IAsyncDisposable
+internal sealed class FtpDataConnection : IAsyncDisposable
 {
+    private const int CopyBytes = 256 * 1024;
+
+    private readonly Socket _socket;
+    private readonly SslStream? _tls;
+    private readonly TransportEndWatch? _transport;
+
+    public FtpDataConnection(Socket socket) => _socket = socket;
+
+    private FtpDataConnection(Socket socket, SslStream tls, TransportEndWatch transport)
+    {
+        _socket = socket;
+        _tls = tls;
+        _transport = transport;
+    }
+
+    /// <summary>TLS over the accepted or connected socket; throws when the handshake fails or takes too long.</summary>
+    public static async Task<FtpDataConnection> SecureAsync(Socket socket, SslServerAuthenticationOptions options, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var transport = new TransportEndWatch(new NetworkStream(socket, ownsSocket: false));
+        var tls = new SslStream(transport, leaveInnerStreamOpen: false);
+        try
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(timeout);
+            await tls.AuthenticateAsServerAsync(options, deadline.Token);
+            return new FtpDataConnection(socket, tls, transport);
+        }
+        catch
+        {
+            await tls.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// After the receiving side read its end: true when the client's TLS ended without close_notify (the
+    /// connection was cut, so the upload may be short). .NET's SslStream reports both ends alike; after a
+    /// close_notify it stops reading, so only a cut reaches the transport's own end.
+    /// </summary>
+    public bool EndedWithoutCloseNotify => _transport?.ReachedEnd == true;
+
     /// <summary>ABOR: closes the socket under a transfer that cannot be cancelled otherwise (sendfile).</summary>
-    public void Abort() => socket.Dispose();
+    public void Abort() => _socket.Dispose();
 
     public async Task SendAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
     {
+        if (_tls is not null)
+        {
+            await _tls.WriteAsync(bytes, cancellationToken);
+            return;
+        }
+
         while (!bytes.IsEmpty)
         {
-            var sent = await socket.SendAsync(bytes, SocketFlags.None, cancellationToken);
+            var sent = await _socket.SendAsync(bytes, SocketFlags.None, cancellationToken);
             bytes = bytes[sent..];
         }
     }
 
-    /// <summary>sendfile(2) of an open file from an offset to its end, through SendPacketsAsync: no copy through user space.</summary>
+    /// <summary>
+    /// An open file from an offset to its end: sendfile(2) through SendPacketsAsync on a plain connection (no copy
+    /// through user space); under TLS the bytes must be encrypted here, so they are copied.
+    /// </summary>
     public async Task SendFileAsync(FileStream file, long offset, CancellationToken cancellationToken)
     {
+        if (_tls is not null)
+        {
+            file.Position = offset;
+            await file.CopyToAsync(_tls, CopyBytes, cancellationToken);
+            return;
+        }
+
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var packets = new SocketAsyncEventArgs { SendPacketsElements = [new SendPacketsElement(file, offset, 0)] };
         packets.Completed += (_, e) => Complete(e, done);
-        if (!socket.SendPacketsAsync(packets))
+        if (!_socket.SendPacketsAsync(packets))
         {
             Complete(packets, done);
         }
@@ -49,18 +108,83 @@ internal sealed class FtpDataConnection(Socket socket) : IAsyncDisposable
 
     /// <summary>The upload's receiving side (see <see cref="FtpDataReceiver"/>).</summary>
     public FtpDataReceiver Receiver(int lowWaterBytes, TimeSpan timeout, CancellationToken aborted) =>
-        new(socket, lowWaterBytes, timeout, aborted);
+        new(_socket, _tls, lowWaterBytes, timeout, aborted);
 
-    /// <summary>The transfer is over: both directions shut down, so the client sees the end of the data.</summary>
-    public Task CloseAsync()
+    /// <summary>The transfer is over: close_notify under TLS, then both directions shut down, so the client sees the end of the data.</summary>
+    public async Task CloseAsync()
     {
-        socket.Shutdown(SocketShutdown.Both);
-        return Task.CompletedTask;
+        if (_tls is not null)
+        {
+            await _tls.ShutdownAsync();
+        }
+
+        _socket.Shutdown(SocketShutdown.Both);
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
-        socket.Dispose();
-        return ValueTask.CompletedTask;
+        if (_tls is not null)
+        {
+            await _tls.DisposeAsync();
+        }
+
+        _socket.Dispose();
+    }
+
+    /// <summary>The stream under the TLS: passes everything through and notes when the transport itself ends.</summary>
+    private sealed class TransportEndWatch(NetworkStream inner) : Stream
+    {
+        public bool ReachedEnd { get; private set; }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Ended(inner.Read(buffer, offset, count), count);
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            Ended(await inner.ReadAsync(buffer, cancellationToken), buffer.Length);
+
+        public override async Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            Ended(await inner.ReadAsync(buffer.AsMemory(offset, count), cancellationToken), count);
+
+        public override void Write(byte[] buffer, int offset, int count) => inner.Write(buffer, offset, count);
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+            inner.WriteAsync(buffer, cancellationToken);
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            inner.WriteAsync(buffer, offset, count, cancellationToken);
+
+        public override void Flush() => inner.Flush();
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+
+        // SslStream also makes zero-byte reads (to wait for data without a buffer); those return 0 at any time.
+        private int Ended(int read, int asked)
+        {
+            ReachedEnd |= read == 0 && asked > 0;
+            return read;
+        }
     }
 }

@@ -6,6 +6,7 @@ namespace Gateway.Protocols.Ftp;
 /// <summary>
 /// The FTP control connection: a 220 greeting, then CRLF command lines (pipelined ones, and ones sent before
 /// the greeting, are simply read in order). 421 on idle timeout, on shutdown and on an admin close (after a transfer under way has finished).
+/// AUTH TLS switches the lines to a TLS pipe (the session runs the handshake); nothing else here knows about TLS.
 /// </summary>
 public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, ProtocolLimits limits) : ConnectionHandler
 {
@@ -16,7 +17,7 @@ public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, Protocol
         // 4 KiB; a line never finished still meets the idle timeout, which partial input does not re-arm.
         var lines = new ProtocolReader(connection.Transport.Input, FtpCommandParser.MaxLineBytes);
         await using var session = new FtpSession(connection, options, guard);
-        using var wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection);
+        var wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection);
         var idle = new IdleTimeout(limits.IdleTimeout);
         try
         {
@@ -59,6 +60,22 @@ public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, Protocol
 
                 var command = FtpCommandParser.Parse(read.Message);
                 lines.Advance();
+                if (session.StartsTls(command))
+                {
+                    // Anything after the AUTH line was sent before the client could know TLS would start: a
+                    // plaintext injection (CVE-2011-0411's class), dropped unread, before the 234 goes out.
+                    lines.DiscardBuffered();
+                    if (await session.StartTlsAsync(command, connection.Transport) is not { } secure)
+                    {
+                        return; // the handshake failed: nothing more can be said on this connection
+                    }
+
+                    lines = new ProtocolReader(secure.Input, FtpCommandParser.MaxLineBytes);
+                    await wakeOnClose.DisposeAsync();
+                    wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection, secure.Input);
+                    continue;
+                }
+
                 await session.ExecuteAsync(command);
             }
         }
@@ -72,6 +89,7 @@ public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, Protocol
         }
         finally
         {
+            await wakeOnClose.DisposeAsync();
             idle.Dispose();
         }
     }

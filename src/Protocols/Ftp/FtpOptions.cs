@@ -1,9 +1,13 @@
 using System.Net;
+using System.Net.Security;
 
 namespace Gateway.Protocols.Ftp;
 
-/// <summary>A configured account. <see cref="Home"/> is relative to the server root (default: the user name).</summary>
-public sealed record FtpUser(string Name, string PasswordHash, bool ReadOnly = false, string? Home = null);
+/// <summary>
+/// A configured account. <see cref="Home"/> is relative to the server root (default: the user name);
+/// <see cref="RequireTls"/>: it may log in only over AUTH TLS.
+/// </summary>
+public sealed record FtpUser(string Name, string PasswordHash, bool ReadOnly = false, string? Home = null, bool RequireTls = false);
 
 /// <summary>What the FTP handler needs; the host fills it from <c>Gateway:Listeners:Ftp</c>.</summary>
 public sealed record FtpOptions
@@ -44,4 +48,16 @@ public sealed record FtpOptions
 
     /// <summary>Largest upload accepted; 0: no limit.</summary>
     public long MaxUploadBytes { get; init; }
+
+    /// <summary>
+    /// TLS for AUTH TLS and for data connections under PROT P (the same certificate context for both, so data
+    /// connections can resume the control connection's TLS session); null: TLS is not available.
+    /// </summary>
+    public Func<SslServerAuthenticationOptions>? Tls { get; init; }
+
+    /// <summary>Every session must secure its control connection before USER, and its data connections (PROT P).</summary>
+    public bool RequireTls { get; init; }
+
+    /// <summary>How long a TLS handshake (control or data) may take.</summary>
+    public TimeSpan TlsHandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }

@@ -10,6 +10,12 @@ internal sealed partial class FtpSession
     private async Task UserAsync(FtpCommand command)
     {
         LogOut();
+        if (NeedsTlsFirst(command.Argument))
+        {
+            await ReplyAsync(530, "TLS required: send AUTH TLS first.");
+            return;
+        }
+
         _pendingUser = command.Argument;
         // Always 331, whether or not the name exists: no probing for user names.
         var anonymous = _options.AllowAnonymous && AnonymousNames.Contains(command.Argument, StringComparer.OrdinalIgnoreCase);
@@ -59,6 +65,7 @@ internal sealed partial class FtpSession
         {
             home = user.Home ?? user.Name;
             _readOnly = user.ReadOnly;
+            _userRequiresTls = user.RequireTls;
         }
         else
         {
@@ -78,6 +85,7 @@ internal sealed partial class FtpSession
         _store = null;
         _userName = null;
         _readOnly = false;
+        _userRequiresTls = false;
         _cwd = FtpPath.Root;
     }
 
@@ -97,6 +105,7 @@ internal sealed partial class FtpSession
 
     private Task FeaturesAsync() => ReplyMultilineAsync(211, "Features:",
     [
+        .. _options.Tls is null ? (string[])[] : ["AUTH TLS", "AUTH SSL", "PBSZ", "PROT"],
         "EPRT", "EPSV", "HOST", "MDTM", "MFMT", "MLST type*;size*;modify*;perm*;unique*;", "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8",
     ], "End");
 

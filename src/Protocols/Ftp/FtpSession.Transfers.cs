@@ -334,6 +334,13 @@ internal sealed partial class FtpSession
                     transfer.Moved(read);
                 }
 
+                if (data.EndedWithoutCloseNotify)
+                {
+                    // TLS without close_notify: the connection was cut, not closed, so the file may be short.
+                    await upload.DiscardAsync();
+                    return (426, "The data connection ended without TLS close_notify: the upload may be cut short and was discarded.");
+                }
+
                 if (pendingCarriageReturn)
                 {
                     upload.Write("\r"u8);
@@ -366,6 +373,17 @@ internal sealed partial class FtpSession
             return;
         }
 
+        if (ClearDataRefusal() is { } refusal)
+        {
+            if (resource is not null)
+            {
+                await resource.DisposeAsync();
+            }
+
+            await ReplyAsync(521, refusal);
+            return;
+        }
+
         await ReplyAsync(150, preliminary);
         var transfer = new Transfer(description, direction);
         _transfer = transfer;
@@ -378,16 +396,19 @@ internal sealed partial class FtpSession
         FtpDataConnection data;
         try
         {
-            data = new FtpDataConnection(await _data.OpenAsync(_peer, _options.DataTimeout, cancel));
+            data = await ProtectAsync(await _data.OpenAsync(_peer, _options.DataTimeout, cancel), cancel);
         }
-        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or InvalidOperationException)
+        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or InvalidOperationException
+                                   or System.Security.Authentication.AuthenticationException)
         {
             if (resource is not null)
             {
                 await resource.DisposeAsync();
             }
 
-            await ReplyQuietlyAsync(425, "Can't open data connection.");
+            await ReplyQuietlyAsync(425, e is System.Security.Authentication.AuthenticationException || _protectData
+                ? "Can't open data connection: the TLS handshake failed."
+                : "Can't open data connection.");
             return;
         }
 
@@ -396,7 +417,15 @@ internal sealed partial class FtpSession
         {
             using var abort = cancel.Register(static d => ((FtpDataConnection)d!).Abort(), data);
             result = await body(data, transfer, cancel);
-            await data.CloseAsync();
+            try
+            {
+                await data.CloseAsync();
+            }
+            catch (Exception e) when (transfer.Direction == Receive && e is IOException or SocketException or ObjectDisposedException)
+            {
+                // An upload's client may close as soon as it has sent everything (curl does, right after its
+                // close_notify): our goodbye then meets a closed socket. The upload was complete and is kept.
+            }
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or ObjectDisposedException)
         {

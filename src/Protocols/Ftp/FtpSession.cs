@@ -18,7 +18,7 @@ internal sealed partial class FtpSession : IAsyncDisposable
     private readonly FtpOptions _options;
     private readonly FtpLoginGuard _guard;
     private readonly IProtocolActivityFeature? _activity;
-    private readonly PipeWriter _output;
+    private PipeWriter _output; // the transport's, or TLS's after AUTH TLS
     private readonly SemaphoreSlim _replyLock = new(1, 1);
     private readonly FtpDataChannel _data = new();
     private readonly IPAddress _peer;
@@ -175,6 +175,7 @@ internal sealed partial class FtpSession : IAsyncDisposable
     {
         await CancelTransferAsync();
         await _data.DisposeAsync();
+        await CloseTlsAsync();
         _replyLock.Dispose();
     }
 
@@ -192,9 +193,9 @@ internal sealed partial class FtpSession : IAsyncDisposable
         [FtpVerb.Help] = new((s, _) => s.HelpAsync(), NeedsLogin: false),
         [FtpVerb.Host] = new((s, _) => s.ReplyAsync(220, "Host accepted."), NeedsLogin: false),
         [FtpVerb.Clnt] = new((s, _) => s.ReplyAsync(200, "Noted."), NeedsLogin: false),
-        [FtpVerb.Auth] = new((s, _) => s.ReplyAsync(502, "TLS is not available on this server."), NeedsLogin: false),
-        [FtpVerb.Pbsz] = new((s, _) => s.ReplyAsync(503, "PBSZ needs AUTH TLS first."), NeedsLogin: false),
-        [FtpVerb.Prot] = new((s, _) => s.ReplyAsync(503, "PROT needs AUTH TLS first."), NeedsLogin: false),
+        [FtpVerb.Auth] = new((s, c) => s.AuthAsync(c), NeedsLogin: false),
+        [FtpVerb.Pbsz] = new((s, _) => s.ProtectionBufferSizeAsync(), NeedsLogin: false),
+        [FtpVerb.Prot] = new((s, c) => s.ProtectionLevelAsync(c), NeedsLogin: false, NeedsArgument: true),
         [FtpVerb.Ccc] = new((s, _) => s.ReplyAsync(533, "CCC is refused."), NeedsLogin: false),
         [FtpVerb.Stat] = new((s, c) => s.StatusAsync(c)),
         [FtpVerb.Site] = new((s, c) => s.SiteAsync(c), NeedsArgument: true),

@@ -1,0 +1,127 @@
+using Gateway.Protocols.Ftp;
+
+namespace Gateway.Tests;
+
+/// <summary>
+/// Explicit FTPS (RFC 4217) with real clients: Python's ftplib.FTP_TLS (Scripts/ftps_checks.py: session
+/// resumption on data connections, the STARTTLS injection, an upload cut without close_notify, policies),
+/// curl --ssl-reqd and lftp with ftp:ssl-force, against gateways with a certificate made by openssl.
+/// </summary>
+public sealed class FtpsTests : IAsyncLifetime
+{
+    private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("gateway-ftps-");
+    private readonly Dictionary<string, GatewayProcess> _gateways = [];
+
+    private string CertificatePath => Path.Combine(_directory.FullName, "tls.crt");
+
+    private string Root => Path.Combine(_directory.FullName, "root");
+
+    public async Task InitializeAsync()
+    {
+        await TlsTests.MakeCertificateAsync("gateway-ftps", CertificatePath, Path.Combine(_directory.FullName, "tls.key"));
+        Directory.CreateDirectory(Path.Combine(Root, "alice"));
+        Directory.CreateDirectory(Path.Combine(Root, "bob"));
+        await File.WriteAllTextAsync(Path.Combine(Root, "alice", "hello.txt"), "hello over ftps\n");
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var gateway in _gateways.Values)
+        {
+            await gateway.DisposeAsync();
+        }
+
+        _directory.Delete(recursive: true);
+    }
+
+    /// <summary>One gateway per FTP TLS mode and model, started on first use.</summary>
+    private async Task<GatewayProcess> GatewayAsync(string mode = "explicit", string model = "kestrel")
+    {
+        var key = mode + "/" + model;
+        if (!_gateways.TryGetValue(key, out var gateway))
+        {
+            gateway = await GatewayProcess.StartAsync([
+                .. GatewayProcess.LoopbackArgs, $"--Gateway:Listeners:Ftp:Model={model}", $"--Gateway:Listeners:Ftp:Tls={mode}",
+                "--Gateway:Workers:Count=2", $"--Gateway:Listeners:Ftp:Root={Root}",
+                $"--Gateway:Tls:CertificatePath={CertificatePath}", $"--Gateway:Tls:KeyPath={Path.Combine(_directory.FullName, "tls.key")}",
+                "--Gateway:Listeners:Ftp:Users:0:Name=alice", $"--Gateway:Listeners:Ftp:Users:0:PasswordHash={FtpPasswordHasher.Hash("alice-pw", 1000)}",
+                "--Gateway:Listeners:Ftp:Users:1:Name=bob", $"--Gateway:Listeners:Ftp:Users:1:PasswordHash={FtpPasswordHasher.Hash("bob-pw", 1000)}",
+                "--Gateway:Listeners:Ftp:Users:1:RequireTls=true",
+            ]);
+            _gateways[key] = gateway;
+        }
+
+        return gateway;
+    }
+
+    [Theory]
+    [InlineData("explicit", "kestrel")]
+    [InlineData("explicit", "epoll")]
+    [InlineData("explicit", "prefork")]
+    [InlineData("injection", "kestrel")]
+    [InlineData("truncated_upload", "kestrel")]
+    [InlineData("user_requires_tls", "kestrel")]
+    public async Task FtplibOverTls(string check, string model) => await RunCheckAsync(await GatewayAsync("explicit", model), check);
+
+    [Fact]
+    public async Task ARequiredListenerRefusesLoginAndClearDataBeforeTls()
+    {
+        var gateway = await GatewayAsync("required");
+        Assert.Contains("(model kestrel, TLS required)", gateway.Output, StringComparison.Ordinal);
+        await RunCheckAsync(gateway, "required");
+    }
+
+    [Fact]
+    public async Task CurlUploadsDownloadsAndListsWithSslReqd()
+    {
+        var gateway = await GatewayAsync();
+        var url = $"ftp://127.0.0.1:{gateway.Endpoint("ftp").Port}/";
+        var upload = Path.Combine(_directory.FullName, "upload.bin");
+        await File.WriteAllBytesAsync(upload, System.Security.Cryptography.RandomNumberGenerator.GetBytes(700_000));
+        await CurlAsync("-T", upload, url + "curl.bin");
+        var download = Path.Combine(_directory.FullName, "download.bin");
+        await CurlAsync("-o", download, url + "curl.bin");
+        Assert.Equal(await File.ReadAllBytesAsync(upload), await File.ReadAllBytesAsync(download));
+        Assert.Contains("curl.bin", await CurlAsync("--list-only", url), StringComparison.Ordinal);
+        Assert.Equal("hello over ftps\n", await CurlAsync(url + "hello.txt"));
+        File.Delete(Path.Combine(Root, "alice", "curl.bin"));
+    }
+
+    [Fact]
+    public async Task LftpMirrorsBothWaysWithSslForced()
+    {
+        var gateway = await GatewayAsync();
+        var local = Directory.CreateDirectory(Path.Combine(_directory.FullName, "lftp-up"));
+        await File.WriteAllTextAsync(Path.Combine(local.FullName, "one.txt"), "one\n");
+        await File.WriteAllBytesAsync(Path.Combine(local.FullName, "two.bin"), System.Security.Cryptography.RandomNumberGenerator.GetBytes(300_000));
+        var back = Path.Combine(_directory.FullName, "lftp-down");
+        var script = string.Join("; ",
+            "set ftp:ssl-force true", "set ftp:ssl-protect-data true", $"set ssl:ca-file {CertificatePath}", "set ssl:check-hostname no",
+            "set net:max-retries 1", "set net:timeout 20",
+            $"open -u alice,alice-pw -p {gateway.Endpoint("ftp").Port} 127.0.0.1",
+            $"mirror -R {local.FullName} /mirrored", $"mirror /mirrored {back}");
+        var (code, stdout, stderr) = await GatewayProcess.RunToExitAsync(TlsTests.Command("lftp", "-c", script), limit: TimeSpan.FromMinutes(2));
+        Assert.True(code == 0, $"lftp: {stdout}{stderr}");
+        Assert.Equal("one\n", await File.ReadAllTextAsync(Path.Combine(back, "one.txt")));
+        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(local.FullName, "two.bin")), await File.ReadAllBytesAsync(Path.Combine(back, "two.bin")));
+        Assert.True(File.Exists(Path.Combine(Root, "alice", "mirrored", "two.bin")));
+    }
+
+    private async Task<string> CurlAsync(params string[] arguments)
+    {
+        var (code, stdout, stderr) = await GatewayProcess.RunToExitAsync(
+            TlsTests.Command("curl", ["-sS", "--max-time", "60", "--ssl-reqd", "--cacert", CertificatePath, "-u", "alice:alice-pw", .. arguments]),
+            limit: TimeSpan.FromMinutes(2));
+        Assert.True(code == 0, $"curl {string.Join(' ', arguments)}: exit {code}\n{stdout}{stderr}");
+        return stdout;
+    }
+
+    private async Task RunCheckAsync(GatewayProcess gateway, string check)
+    {
+        var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "ftps_checks.py");
+        var (code, stdout, stderr) = await GatewayProcess.RunToExitAsync(
+            TlsTests.Command("python3", script, "127.0.0.1", gateway.Endpoint("ftp").Port.ToString(System.Globalization.CultureInfo.InvariantCulture), CertificatePath, check),
+            limit: TimeSpan.FromMinutes(2));
+        Assert.True(code == 0 && stdout.Contains($"ok {check}", StringComparison.Ordinal), $"ftps check '{check}' failed:\n{stdout}\n{stderr}");
+    }
+}

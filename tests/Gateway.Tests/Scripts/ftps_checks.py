@@ -1,0 +1,146 @@
+"""Explicit FTPS checks (RFC 4217) with Python's ftplib.FTP_TLS, against a gateway with a test certificate.
+
+usage: ftps_checks.py HOST PORT CAFILE CHECK   -- prints "ok CHECK" when the check passes
+The users: alice/alice-pw (may log in without TLS unless the listener requires it), bob/bob-pw (RequireTls).
+"""
+import ftplib
+import io
+import os
+import socket
+import ssl
+import sys
+
+HOST, PORT, CAFILE, CHECK = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+CONTEXT = ssl.create_default_context(cafile=CAFILE)
+
+
+class FtpTls(ftplib.FTP_TLS):
+    """FTP_TLS that resumes the control connection's TLS session on data connections and records whether it did."""
+
+    def __init__(self):
+        super().__init__(context=CONTEXT, timeout=20)
+        self.reused = []
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+            self.reused.append(conn.session_reused)
+        return conn, size
+
+
+def expect_error(code, fn, *args):
+    try:
+        fn(*args)
+    except ftplib.Error as e:
+        assert str(e).startswith(code), f"expected {code}, got {e}"
+        return str(e)
+    raise AssertionError(f"expected {code}, got success")
+
+
+def connect():
+    ftp = FtpTls()
+    ftp.connect(HOST, PORT)
+    return ftp
+
+
+def check_explicit():
+    ftp = connect()
+    features = ftp.sendcmd("FEAT")
+    for feature in ("AUTH TLS", "PBSZ", "PROT"):
+        assert f" {feature}\n" in features + "\n", features
+    expect_error("503", ftp.sendcmd, "PROT P")  # not before AUTH
+    ftp.auth()
+    assert ftp.sock.version() in ("TLSv1.2", "TLSv1.3"), ftp.sock.version()
+    expect_error("503", ftp.sendcmd, "AUTH TLS")  # once only
+    ftp.login("alice", "alice-pw")
+    ftp.prot_p()
+    data = os.urandom(1_500_000)
+    ftp.storbinary("STOR tls.bin", io.BytesIO(data))
+    back = io.BytesIO()
+    ftp.retrbinary("RETR tls.bin", back.write)
+    assert back.getvalue() == data, "download differs from upload"
+    assert "tls.bin" in ftp.nlst(), ftp.nlst()
+    lines = []
+    ftp.retrlines("LIST", lines.append)
+    assert any("tls.bin" in line for line in lines), lines
+    # Every data connection resumed the control connection's TLS session (FileZilla insists on it).
+    assert ftp.reused and all(ftp.reused), ftp.reused
+    expect_error("533", ftp.sendcmd, "CCC")
+    expect_error("536", ftp.sendcmd, "PROT S")
+    ftp.prot_c()  # clear data is allowed when the listener does not require TLS
+    assert "tls.bin" in ftp.nlst()
+    ftp.delete("tls.bin")
+    ftp.quit()
+
+
+def check_injection():
+    # "AUTH TLS" and "USER evil" in one packet: the injected line must never be read, in clear or as TLS.
+    plain = socket.create_connection((HOST, PORT), timeout=20)
+    reader = plain.makefile("rb")
+    assert reader.readline().startswith(b"220")
+    plain.sendall(b"AUTH TLS\r\nUSER evil\r\n")
+    assert reader.readline().startswith(b"234")
+    tls = CONTEXT.wrap_socket(plain, server_hostname=HOST)
+    tls.sendall(b"NOOP\r\n")
+    first = tls.recv(4096)
+    assert first.startswith(b"200 "), first  # not 331 for the injected USER
+    tls.sendall(b"QUIT\r\n")
+    assert tls.recv(4096).startswith(b"221")
+    tls.unwrap()  # the server answers our close_notify with its own
+    tls.close()
+
+
+def check_truncated_upload():
+    ftp = connect()
+    ftp.auth()
+    ftp.login("alice", "alice-pw")
+    ftp.prot_p()
+    conn, _ = ftp.ntransfercmd("STOR cut.bin")
+    conn.sendall(os.urandom(200_000))
+    socket.socket.shutdown(conn, socket.SHUT_RDWR)  # the TCP connection ends without TLS close_notify
+    conn.close()
+    try:
+        reply = ftp.voidresp()
+    except ftplib.error_temp as e:
+        reply = str(e)
+    assert reply.startswith("426"), reply
+    assert "cut.bin" not in ftp.nlst(), "a cut-short upload must leave nothing"
+    ftp.quit()
+
+
+def check_user_requires_tls():
+    ftp = connect()
+    expect_error("530", ftp.sendcmd, "USER bob")  # bob logs in only over TLS
+    ftp.login("alice", "alice-pw")  # alice may log in in clear on an explicit listener
+    ftp.quit()
+    ftp = connect()
+    ftp.auth()
+    ftp.login("bob", "bob-pw")
+    ftp.prot_c()
+    expect_error("521", ftp.nlst)  # bob's data must be protected too
+    ftp.prot_p()
+    ftp.nlst()
+    ftp.quit()
+
+
+def check_required():
+    ftp = connect()
+    expect_error("530", ftp.sendcmd, "USER alice")
+    ftp.auth()
+    ftp.login("alice", "alice-pw")
+    expect_error("521", ftp.nlst)  # PROT C (the default): refused
+    ftp.prot_p()
+    ftp.storbinary("STOR required.bin", io.BytesIO(b"secret"))
+    back = io.BytesIO()
+    ftp.retrbinary("RETR required.bin", back.write)
+    assert back.getvalue() == b"secret"
+    ftp.delete("required.bin")
+    ftp.quit()
+
+
+CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
+
+if __name__ == "__main__":
+    CHECKS[CHECK]()
+    print("ok", CHECK)
