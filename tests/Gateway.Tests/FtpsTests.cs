@@ -1,3 +1,7 @@
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
 using Gateway.Protocols.Ftp;
 
 namespace Gateway.Tests;
@@ -69,6 +73,48 @@ public sealed class FtpsTests : IAsyncLifetime
         var gateway = await GatewayAsync("required");
         Assert.Contains("(model kestrel, TLS required)", gateway.Output, StringComparison.Ordinal);
         await RunCheckAsync(gateway, "required");
+    }
+
+    [Fact]
+    public async Task TheAdminApiShowsWhichFtpSessionsAreEncrypted()
+    {
+        var gateway = await GatewayAsync();
+        using var admin = new AdminApi(gateway);
+        using var socket = await TcpClients.ConnectAsync(gateway.Endpoint("ftp"));
+        await using var plain = new NetworkStream(socket, ownsSocket: false);
+        Assert.StartsWith("220", await ReadReplyAsync(plain));
+        await plain.WriteAsync("AUTH TLS\r\n"u8.ToArray());
+        Assert.StartsWith("234", await ReadReplyAsync(plain));
+        await using var tls = new SslStream(plain, leaveInnerStreamOpen: true);
+        using var trusted = X509CertificateLoader.LoadCertificateFromFile(CertificatePath);
+        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = "127.0.0.1",
+            RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate?.GetCertHashString() == trusted.Thumbprint,
+        });
+        foreach (var (command, code) in new[] { ("USER alice", "331"), ("PASS alice-pw", "230"), ("PBSZ 0", "200"), ("PROT P", "200") })
+        {
+            await tls.WriteAsync(Encoding.ASCII.GetBytes(command + "\r\n"));
+            Assert.StartsWith(code, await ReadReplyAsync(tls));
+        }
+
+        var page = await admin.WaitForAsync($"/admin/connections?protocol=ftp&remote={socket.LocalEndPoint}", p => p.Num("total") == 1);
+        var details = page.Items().Single().GetProperty("details");
+        Assert.Equal(("alice", "Tls12, PROT P"), (details.Str("user"), details.Str("tls")));
+    }
+
+    /// <summary>One reply line (the tests here send one command at a time).</summary>
+    private static async Task<string> ReadReplyAsync(Stream stream)
+    {
+        var line = new List<byte>();
+        var one = new byte[1];
+        while (!(line.Count >= 2 && line[^2] == '\r' && line[^1] == '\n'))
+        {
+            Assert.True(await stream.ReadAsync(one) == 1, "the server closed the connection");
+            line.Add(one[0]);
+        }
+
+        return Encoding.UTF8.GetString(line.ToArray());
     }
 
     [Fact]

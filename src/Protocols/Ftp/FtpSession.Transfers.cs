@@ -406,8 +406,8 @@ internal sealed partial class FtpSession
                 await resource.DisposeAsync();
             }
 
-            await ReplyQuietlyAsync(425, e is System.Security.Authentication.AuthenticationException || _protectData
-                ? "Can't open data connection: the TLS handshake failed."
+            await ReplyQuietlyAsync(425, e is System.Security.Authentication.AuthenticationException
+                ? "Can't open data connection: its TLS handshake failed."
                 : "Can't open data connection.");
             return;
         }

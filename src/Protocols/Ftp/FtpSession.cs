@@ -54,7 +54,8 @@ internal sealed partial class FtpSession : IAsyncDisposable
     private Dictionary<string, string?> Describe()
     {
         var transfer = _transfer is { Task.IsCompleted: false } running ? $"{running.Description} ({running.Bytes} bytes so far)" : null;
-        return new() { ["user"] = _userName, ["cwd"] = _cwd, ["transfer"] = transfer };
+        var tls = _controlTls is { } secure ? $"{secure.SslProtocol}, PROT {(_protectData ? "P" : "C")}" : null;
+        return new() { ["user"] = _userName, ["cwd"] = _cwd, ["transfer"] = transfer, ["tls"] = tls };
     }
 
     /// <summary>Set by QUIT, or by too many failed logins: the handler closes the connection.</summary>
