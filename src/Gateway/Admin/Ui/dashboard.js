@@ -15,6 +15,7 @@
   let charts = null;
   let chartProtocols = "";
   let timer = 0;
+  let generation = 0;
   let total = 0;
   let waitingForKey = null;
 
@@ -338,10 +339,16 @@
 
   async function refresh() {
     clearTimeout(timer);
+    // A refresh started by the timer may answer after one started by a click (a new filter or page): only the
+    // latest one started is shown, so an older answer never overwrites what the user just asked for.
+    const mine = ++generation;
     try {
       const [listeners, workers, page, stats] = await Promise.all([
         api("/admin/listeners"), api("/admin/workers"), api(connectionsPath()), api("/admin/stats?seconds=300"),
       ]);
+      if (mine !== generation) {
+        return;
+      }
       if (page.total > 0 && page.items.length === 0 && query.offset > 0) {
         query.offset = Math.max(0, Math.floor((page.total - 1) / query.limit) * query.limit); // the page emptied
         return refresh();
@@ -354,6 +361,10 @@
       $("status").textContent = `Updated ${new Date().toLocaleTimeString()}`;
       $("status").classList.remove("error");
     } catch (error) {
+      if (mine !== generation && !(error instanceof KeyRequired)) {
+        return; // a newer refresh will say how things stand
+      }
+
       if (error instanceof KeyRequired) {
         const refused = Boolean(sessionStorage.getItem(KEY_STORAGE));
         sessionStorage.removeItem(KEY_STORAGE);
