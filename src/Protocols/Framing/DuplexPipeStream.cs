@@ -7,20 +7,10 @@ namespace Gateway.Protocols.Framing;
 /// middle of a connection (FTP's AUTH TLS) runs an <see cref="System.Net.Security.SslStream"/> over this.
 /// Disposing it leaves the pipes to their owner (the host completes them when the connection ends).
 /// </summary>
-internal sealed class DuplexPipeStream(IDuplexPipe transport) : Stream
+internal sealed class DuplexPipeStream(IDuplexPipe transport) : DuplexStream
 {
     private readonly Stream _input = transport.Input.AsStream(leaveOpen: true);
     private readonly Stream _output = transport.Output.AsStream(leaveOpen: true);
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => true;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     public override int Read(byte[] buffer, int offset, int count) => _input.Read(buffer, offset, count);
 
@@ -41,8 +31,4 @@ internal sealed class DuplexPipeStream(IDuplexPipe transport) : Stream
     public override void Flush() => _output.Flush();
 
     public override Task FlushAsync(CancellationToken cancellationToken) => _output.FlushAsync(cancellationToken);
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 }

@@ -1,5 +1,6 @@
 using System.Net.Security;
 using System.Net.Sockets;
+using Gateway.Protocols.Framing;
 
 namespace Gateway.Protocols.Ftp;
 
@@ -132,19 +133,9 @@ internal sealed class FtpDataConnection : IAsyncDisposable
     }
 
     /// <summary>The stream under the TLS: passes everything through and notes when the transport itself ends.</summary>
-    private sealed class TransportEndWatch(NetworkStream inner) : Stream
+    private sealed class TransportEndWatch(NetworkStream inner) : DuplexStream
     {
         public bool ReachedEnd { get; private set; }
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
         public override int Read(byte[] buffer, int offset, int count) => Ended(inner.Read(buffer, offset, count), count);
 
@@ -165,10 +156,6 @@ internal sealed class FtpDataConnection : IAsyncDisposable
         public override void Flush() => inner.Flush();
 
         public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {

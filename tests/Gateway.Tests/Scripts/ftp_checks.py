@@ -13,6 +13,8 @@ import sys
 import threading
 import time
 
+from ftp_common import expect_error  # beside this script
+
 HOST, PORT, CHECK = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
 
@@ -33,15 +35,6 @@ def fresh_dir(ftp, name):
         pass
     ftp.mkd(name)
     ftp.cwd(name)
-
-
-def expect_error(code, call, *args):
-    try:
-        call(*args)
-    except ftplib.Error as e:
-        assert str(e).startswith(code), f"expected {code}, got {e}"
-        return str(e)
-    raise AssertionError(f"expected {code}, got success")
 
 
 def download(ftp, name):

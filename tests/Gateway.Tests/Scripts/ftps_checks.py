@@ -10,6 +10,8 @@ import socket
 import ssl
 import sys
 
+from ftp_common import expect_error  # beside this script
+
 HOST, PORT, CAFILE, CHECK = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 CONTEXT = ssl.create_default_context(cafile=CAFILE)
 
@@ -27,15 +29,6 @@ class FtpTls(ftplib.FTP_TLS):
             conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
             self.reused.append(conn.session_reused)
         return conn, size
-
-
-def expect_error(code, fn, *args):
-    try:
-        fn(*args)
-    except ftplib.Error as e:
-        assert str(e).startswith(code), f"expected {code}, got {e}"
-        return str(e)
-    raise AssertionError(f"expected {code}, got success")
 
 
 def connect():
