@@ -46,6 +46,7 @@ public sealed class FtpsTests : IAsyncLifetime
         {
             gateway = await GatewayProcess.StartAsync([
                 .. GatewayProcess.LoopbackArgs, $"--Gateway:Listeners:Ftp:Model={model}", $"--Gateway:Listeners:Ftp:Tls={mode}",
+                "--Gateway:Listeners:Ftp:ImplicitTlsPort=0",
                 "--Gateway:Workers:Count=2", $"--Gateway:Listeners:Ftp:Root={Root}",
                 $"--Gateway:Tls:CertificatePath={CertificatePath}", $"--Gateway:Tls:KeyPath={Path.Combine(_directory.FullName, "tls.key")}",
                 "--Gateway:Listeners:Ftp:Users:0:Name=alice", $"--Gateway:Listeners:Ftp:Users:0:PasswordHash={FtpPasswordHasher.Hash("alice-pw", 1000)}",
@@ -66,6 +67,26 @@ public sealed class FtpsTests : IAsyncLifetime
     [InlineData("truncated_upload", "kestrel")]
     [InlineData("user_requires_tls", "kestrel")]
     public async Task FtplibOverTls(string check, string model) => await RunCheckAsync(await GatewayAsync("explicit", model), check);
+
+    [Theory]
+    [InlineData("kestrel")]
+    [InlineData("epoll")]
+    public async Task ImplicitFtpsOnItsOwnPortWorksWithFtplibAndCurl(string model)
+    {
+        var gateway = await GatewayAsync(model: model);
+        Assert.Contains($"(model {model}, implicit TLS)", gateway.Output, StringComparison.Ordinal);
+        await RunCheckAsync(gateway, "implicit", gateway.Endpoint("ftps"));
+
+        // curl's ftps:// is implicit FTPS.
+        var url = $"ftps://127.0.0.1:{gateway.Endpoint("ftps").Port}/";
+        var upload = Path.Combine(_directory.FullName, $"implicit-{model}.bin");
+        await File.WriteAllBytesAsync(upload, System.Security.Cryptography.RandomNumberGenerator.GetBytes(400_000));
+        await CurlAsync("-T", upload, url + $"implicit-{model}.bin");
+        var download = upload + ".back";
+        await CurlAsync("-o", download, url + $"implicit-{model}.bin");
+        Assert.Equal(await File.ReadAllBytesAsync(upload), await File.ReadAllBytesAsync(download));
+        Assert.Contains($"implicit-{model}.bin", await CurlAsync("--list-only", url), StringComparison.Ordinal);
+    }
 
     [Fact]
     public async Task ARequiredListenerRefusesLoginAndClearDataBeforeTls()
@@ -162,11 +183,11 @@ public sealed class FtpsTests : IAsyncLifetime
         return stdout;
     }
 
-    private async Task RunCheckAsync(GatewayProcess gateway, string check)
+    private async Task RunCheckAsync(GatewayProcess gateway, string check, System.Net.IPEndPoint? port = null)
     {
         var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "ftps_checks.py");
         var (code, stdout, stderr) = await GatewayProcess.RunToExitAsync(
-            TlsTests.Command("python3", script, "127.0.0.1", gateway.Endpoint("ftp").Port.ToString(System.Globalization.CultureInfo.InvariantCulture), CertificatePath, check),
+            TlsTests.Command("python3", script, "127.0.0.1", (port ?? gateway.Endpoint("ftp")).Port.ToString(System.Globalization.CultureInfo.InvariantCulture), CertificatePath, check),
             limit: TimeSpan.FromMinutes(2));
         Assert.True(code == 0 && stdout.Contains($"ok {check}", StringComparison.Ordinal), $"ftps check '{check}' failed:\n{stdout}\n{stderr}");
     }

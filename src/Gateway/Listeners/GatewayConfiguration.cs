@@ -8,8 +8,9 @@ namespace Gateway.Listeners;
 /// <param name="Address">Null means every interface; <see cref="IPAddress.Loopback"/> with <paramref name="IsLocalhost"/> means both loopbacks.</param>
 /// <param name="Tls">Echo and RPC: served over TLS. FTP: AUTH TLS offered (explicit FTPS).</param>
 /// <param name="TlsRequired">FTP: TLS required before login and on data connections.</param>
+/// <param name="ImplicitTls">FTP: TLS from the first byte (implicit FTPS), by Kestrel's TLS middleware.</param>
 public sealed record ListenerEndpoint(string Key, string Name, ListenerProtocol? Protocol, string Model, IPAddress? Address, bool IsLocalhost, int Port,
-    bool Tls = false, bool TlsRequired = false)
+    bool Tls = false, bool TlsRequired = false, bool ImplicitTls = false)
 {
     public string Display => Address switch
     {
@@ -112,6 +113,21 @@ public static class GatewayConfiguration
             var tls = CheckTls(key, protocol, listener.Tls, options.Tls, problems);
             found.Add(new ListenerEndpoint(key, name.ToLowerInvariant(), protocol, model, address, isLocalhost, listener.Port,
                 tls != "off", tls == "required"));
+            if (protocol == ListenerProtocol.Ftp && options.Ftp.ImplicitTlsPort is { } implicitPort)
+            {
+                if (implicitPort is < 0 or > IPEndPoint.MaxPort)
+                {
+                    problems.Add($"{key}:ImplicitTlsPort: {implicitPort} is not a TCP port (0-65535)");
+                }
+                else if (string.IsNullOrWhiteSpace(options.Tls.CertificatePath))
+                {
+                    problems.Add($"{key}:ImplicitTlsPort: implicit FTPS needs a certificate: set {GatewayOptions.SectionName}:Tls:CertificatePath");
+                }
+
+                // The same FTP service behind a TLS-first port: its own listener (name "ftps"), the same model and address.
+                found.Add(new ListenerEndpoint($"{key}:ImplicitTlsPort", "ftps", protocol, model, address, isLocalhost, implicitPort,
+                    Tls: true, TlsRequired: true, ImplicitTls: true));
+            }
         }
 
         if (TryParseAdminUrl(options.Admin.Url, out var admin, out var adminProblem))
@@ -202,7 +218,7 @@ public static class GatewayConfiguration
             mode = value is null or "" ? (certificate ? "explicit" : "off") : value;
             if (mode == "implicit")
             {
-                problems.Add($"{key}:Tls: 'implicit' (FTPS on its own port) is not available in this build; use explicit or required");
+                problems.Add($"{key}:Tls: implicit FTPS has a port of its own: set {key}:ImplicitTlsPort (990 by custom) and keep Tls explicit or required here");
                 return "off";
             }
 

@@ -75,8 +75,8 @@ public static partial class GatewayHost
             MinDataRateGrace = TimeSpan.FromSeconds(limits.MinDataRateGraceSeconds),
         });
         var contentRoot = builder.Environment.ContentRootPath;
-        var ftpEndpoint = endpoints.FirstOrDefault(e => e.Protocol == ListenerProtocol.Ftp);
-        builder.Services.AddSingleton(sp => FtpOptionsFrom(options.Ftp, contentRoot, limits, worker, ftpEndpoint, sp.GetRequiredService<ServerCertificate>()));
+        var ftpEndpoints = endpoints.Where(e => e.Protocol == ListenerProtocol.Ftp).ToArray();
+        builder.Services.AddSingleton(sp => FtpOptionsFrom(options.Ftp, contentRoot, limits, worker, ftpEndpoints, sp.GetRequiredService<ServerCertificate>()));
         builder.Services.AddSingleton<FtpLoginGuard>();
         builder.Services.AddSingleton<ConnectionAdmission>();
         builder.Services.AddSingleton<ConnectionRegistry>();
@@ -150,7 +150,7 @@ public static partial class GatewayHost
     }
 
     private static FtpOptions FtpOptionsFrom(FtpListenerOptions ftp, string contentRoot, LimitsOptions limits, WorkerRole? worker,
-        ListenerEndpoint? endpoint, ServerCertificate certificate)
+        ListenerEndpoint[] endpoints, ServerCertificate certificate)
     {
         // Checked at start when the FTP listener is enabled; a disabled one may keep any text here.
         if (!GatewayConfiguration.TryParsePortRange(ftp.PassivePorts, out var first, out var last))
@@ -187,8 +187,8 @@ public static partial class GatewayHost
             // with 1.3 the server sends session tickets after the handshake, a client that only uploads (curl)
             // never reads them, and closing a socket with unread data sends a reset that can cost the server the
             // upload's tail and close_notify — 5 of 12 curl uploads failed that way here, none with 1.2.
-            Tls = endpoint is { Tls: true } && certificate.IsConfigured ? () => certificate.ServerOptions(SslProtocols.Tls12) : null,
-            RequireTls = endpoint is { TlsRequired: true },
+            Tls = endpoints.Any(e => e.Tls) && certificate.IsConfigured ? () => certificate.ServerOptions(SslProtocols.Tls12) : null,
+            RequireTls = endpoints.FirstOrDefault(e => !e.ImplicitTls) is { TlsRequired: true },
         };
     }
 

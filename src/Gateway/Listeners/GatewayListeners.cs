@@ -60,6 +60,7 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
             OnConnection = _ => ValueTask.FromResult(certificate.ServerOptions()),
             HandshakeTimeout = TimeSpan.FromSeconds(10),
         };
+
         foreach (var endpoint in endpoints)
         {
             var prefork = endpoint.Protocol is not null && endpoint.Model == ServerModels.Prefork;
@@ -90,6 +91,15 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
                         break;
                     case ListenerProtocol.Rpc:
                         options.UseConnectionHandler<RpcHandler>();
+                        break;
+                    case ListenerProtocol.Ftp when endpoint.ImplicitTls:
+                        // The FTP session runs this TLS itself (not Kestrel's middleware), with the certificate
+                        // context its data connections use: only then do they resume the control session.
+                        options.Use(middleware.For(stats!)).Use(next => connection =>
+                        {
+                            connection.Features.Set(FtpImplicitTlsFeature.Instance);
+                            return next(connection);
+                        }).UseConnectionHandler<FtpHandler>();
                         break;
                     case ListenerProtocol.Ftp:
                         options.Use(middleware.For(stats!)).UseConnectionHandler<FtpHandler>();
@@ -137,6 +147,7 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
                 var tls = endpoint switch
                 {
                     { Tls: false } => "",
+                    { ImplicitTls: true } => ", implicit TLS",
                     { Protocol: ListenerProtocol.Ftp, TlsRequired: true } => ", TLS required",
                     { Protocol: ListenerProtocol.Ftp } => ", AUTH TLS",
                     _ => ", TLS",

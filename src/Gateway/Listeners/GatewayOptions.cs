@@ -30,6 +30,12 @@ public sealed class FtpListenerOptions
     /// <summary>"first-last", ports of 1024 or more.</summary>
     public string PassivePorts { get; set; } = "50000-50099";
 
+    /// <summary>
+    /// A second FTP port where TLS starts at once (implicit FTPS, port 990 by custom), beside the explicit one; null:
+    /// none, 0: a free port. Needs <c>Gateway:Tls:CertificatePath</c>; data connections there default to PROT P.
+    /// </summary>
+    public int? ImplicitTlsPort { get; set; }
+
     /// <summary>The address PASV advertises (behind NAT, in Kubernetes); empty: the control connection's local address.</summary>
     public string? PassiveAddress { get; set; }
 

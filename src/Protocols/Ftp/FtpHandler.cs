@@ -21,6 +21,19 @@ public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, Protocol
         var idle = new IdleTimeout(limits.IdleTimeout);
         try
         {
+            if (session.IsImplicitTls)
+            {
+                // Implicit FTPS: TLS from the first byte, then everything as after AUTH TLS.
+                if (await session.StartTlsAsync(null, connection.Transport) is not { } secure)
+                {
+                    return;
+                }
+
+                lines = new ProtocolReader(secure.Input, FtpCommandParser.MaxLineBytes);
+                await wakeOnClose.DisposeAsync();
+                wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection, secure.Input);
+            }
+
             await session.ReplyAsync(220, "Gateway FTP server ready.");
             while (!session.IsClosing)
             {

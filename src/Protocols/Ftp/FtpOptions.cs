@@ -61,3 +61,12 @@ public sealed record FtpOptions
     /// <summary>How long a TLS handshake (control or data) may take.</summary>
     public TimeSpan TlsHandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }
+
+/// <summary>
+/// Set by the host on connections of an implicit-FTPS port: the session starts TLS before its greeting, with the
+/// same certificate context as AUTH TLS and the data connections (so those resume its session).
+/// </summary>
+public sealed class FtpImplicitTlsFeature
+{
+    public static readonly FtpImplicitTlsFeature Instance = new();
+}

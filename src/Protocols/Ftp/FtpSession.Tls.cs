@@ -19,12 +19,15 @@ internal sealed partial class FtpSession
     private bool _protectData;
     private bool _userRequiresTls;
 
-    /// <summary>Whether the control connection is TLS.</summary>
+    /// <summary>Whether the control connection is TLS (since AUTH TLS, or from its first byte on an implicit-FTPS port).</summary>
     public bool IsSecure => _controlTls is not null;
+
+    /// <summary>A connection of an implicit-FTPS port: TLS starts before the greeting (<see cref="StartTlsAsync"/> without a command).</summary>
+    public bool IsImplicitTls { get; }
 
     /// <summary>Whether this command is an AUTH that starts TLS now: the handler then calls <see cref="StartTlsAsync"/>.</summary>
     public bool StartsTls(FtpCommand command) =>
-        command.Verb == FtpVerb.Auth && _options.Tls is not null && _controlTls is null
+        command.Verb == FtpVerb.Auth && _options.Tls is not null && !IsSecure
         && TlsMechanisms.Contains(command.Argument.Trim(), StringComparer.OrdinalIgnoreCase);
 
     /// <summary>
@@ -32,10 +35,14 @@ internal sealed partial class FtpSession
     /// on and the returned pipe carries the commands. Null when the handshake failed: the connection must close.
     /// The caller has already dropped any plaintext that followed the AUTH line.
     /// </summary>
-    public async Task<IDuplexPipe?> StartTlsAsync(FtpCommand command, IDuplexPipe transport)
+    public async Task<IDuplexPipe?> StartTlsAsync(FtpCommand? command, IDuplexPipe transport)
     {
         var started = Stopwatch.GetTimestamp();
-        await ReplyAsync(234, $"AUTH {command.Argument.Trim().ToUpperInvariant()} accepted; start the TLS handshake.");
+        if (command is { } auth)
+        {
+            await ReplyAsync(234, $"AUTH {auth.Argument.Trim().ToUpperInvariant()} accepted; start the TLS handshake.");
+        }
+
         var tls = new SslStream(new DuplexPipeStream(transport), leaveInnerStreamOpen: false);
         try
         {
@@ -62,21 +69,25 @@ internal sealed partial class FtpSession
             _replyLock.Release();
         }
 
-        Report(command, started);
+        if (command is { } done)
+        {
+            Report(done, started);
+        }
+
         return new SecurePipe(input, output);
     }
 
     private Task AuthAsync(FtpCommand command) =>
         _options.Tls is null ? ReplyAsync(502, "TLS is not available on this server.")
-        : _controlTls is not null ? ReplyAsync(503, "Already using TLS.")
+        : IsSecure ? ReplyAsync(503, "Already using TLS.")
         : ReplyAsync(504, $"AUTH {command.Argument}: not supported; use AUTH TLS.");
 
     private Task ProtectionBufferSizeAsync() =>
-        _controlTls is null ? ReplyAsync(503, "PBSZ needs AUTH TLS first.") : ReplyAsync(200, "PBSZ=0");
+        !IsSecure ? ReplyAsync(503, "PBSZ needs AUTH TLS first.") : ReplyAsync(200, "PBSZ=0");
 
     private Task ProtectionLevelAsync(FtpCommand command)
     {
-        if (_controlTls is null)
+        if (!IsSecure)
         {
             return ReplyAsync(503, "PROT needs AUTH TLS first.");
         }
@@ -98,7 +109,7 @@ internal sealed partial class FtpSession
 
     /// <summary>Whether a login as <paramref name="name"/> must wait for AUTH TLS (the listener's or the user's policy).</summary>
     private bool NeedsTlsFirst(string name) =>
-        _controlTls is null && (_options.RequireTls || _options.Users.Any(u => u.Name == name && u.RequireTls));
+        !IsSecure && (_options.RequireTls || _options.Users.Any(u => u.Name == name && u.RequireTls));
 
     /// <summary>Why a transfer may not start on a clear data connection now, or null.</summary>
     private string? ClearDataRefusal() =>

@@ -44,6 +44,8 @@ internal sealed partial class FtpSession : IAsyncDisposable
         _output = connection.Transport.Output;
         _peer = FtpDataChannel.Canonical((connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.Loopback);
         _local = FtpDataChannel.Canonical((connection.LocalEndPoint as IPEndPoint)?.Address ?? IPAddress.Loopback);
+        IsImplicitTls = connection.Features.Get<FtpImplicitTlsFeature>() is not null;
+        _protectData = IsImplicitTls; // implicit FTPS: data connections are TLS unless PROT C says otherwise
         if (_activity is not null)
         {
             _activity.Details = Describe;
@@ -54,7 +56,7 @@ internal sealed partial class FtpSession : IAsyncDisposable
     private Dictionary<string, string?> Describe()
     {
         var transfer = _transfer is { Task.IsCompleted: false } running ? $"{running.Description} ({running.Bytes} bytes so far)" : null;
-        var tls = _controlTls is { } secure ? $"{secure.SslProtocol}, PROT {(_protectData ? "P" : "C")}" : null;
+        var tls = _controlTls is { } secure ? $"{secure.SslProtocol}{(IsImplicitTls ? " (implicit)" : "")}, PROT {(_protectData ? "P" : "C")}" : null;
         return new() { ["user"] = _userName, ["cwd"] = _cwd, ["transfer"] = transfer, ["tls"] = tls };
     }
 

@@ -37,6 +37,19 @@ def connect():
     return ftp
 
 
+class ImplicitFtpTls(FtpTls):
+    """Implicit FTPS (PORT is then the TLS-first port): TLS before the greeting, data protected from the start."""
+
+    def connect(self, host, port, timeout=20):
+        self.host, self.port, self.timeout = host, port, timeout
+        self.sock = self.context.wrap_socket(socket.create_connection((host, port), timeout), server_hostname=host)
+        self.af = self.sock.family
+        self.file = self.sock.makefile("r", encoding=self.encoding)
+        self.welcome = self.getresp()
+        self._prot_p = True  # the server's default on this port, as ours says PROT P without being asked
+        return self.welcome
+
+
 def check_explicit():
     ftp = connect()
     features = ftp.sendcmd("FEAT")
@@ -129,6 +142,23 @@ def check_required():
     ftp.retrbinary("RETR required.bin", back.write)
     assert back.getvalue() == b"secret"
     ftp.delete("required.bin")
+    ftp.quit()
+
+
+def check_implicit():
+    ftp = ImplicitFtpTls()
+    assert ftp.connect(HOST, PORT).startswith("220")
+    assert ftp.sock.version() == "TLSv1.2", ftp.sock.version()
+    expect_error("503", ftp.sendcmd, "AUTH TLS")  # TLS already
+    ftp.login("alice", "alice-pw")
+    data = os.urandom(800_000)
+    ftp.storbinary("STOR implicit.bin", io.BytesIO(data))
+    back = io.BytesIO()
+    ftp.retrbinary("RETR implicit.bin", back.write)
+    assert back.getvalue() == data, "download differs from upload"
+    assert "implicit.bin" in ftp.nlst()
+    assert ftp.reused and all(ftp.reused), ftp.reused  # data connections resume the TLS-first session too
+    ftp.delete("implicit.bin")
     ftp.quit()
 
 
