@@ -22,6 +22,11 @@ public interface IProtocolActivityFeature
     /// <param name="direction"><c>receive</c> (upload) or <c>transmit</c> (download, listing).</param>
     void TransferEnded(string direction, long bytes, string outcome);
 
+    /// <summary>A TLS handshake the protocol ran itself ended (FTPS: AUTH TLS or an implicit-TLS port, a PROT P data connection).</summary>
+    /// <param name="channel"><c>control</c> or <c>data</c>.</param>
+    /// <param name="succeeded">Whether the session was established; false for a failure, a timeout or a client gone mid-handshake.</param>
+    void TlsHandshakeEnded(string channel, bool succeeded);
+
     /// <summary>
     /// Protocol facts for the admin API (FTP: user, directory, transfer in progress), read only when someone
     /// looks, so keeping them current costs nothing.

@@ -66,7 +66,22 @@ public sealed class FtpsTests : IAsyncLifetime
     [InlineData("injection", "kestrel")]
     [InlineData("truncated_upload", "kestrel")]
     [InlineData("user_requires_tls", "kestrel")]
-    public async Task FtplibOverTls(string check, string model) => await RunCheckAsync(await GatewayAsync("explicit", model), check);
+    public async Task FtplibOverTls(string check, string model)
+    {
+        var gateway = await GatewayAsync("explicit", model);
+        await RunCheckAsync(gateway, check);
+        if (check == "explicit")
+        {
+            // One AUTH TLS and four PROT P transfers (STOR, RETR, NLST, LIST): each handshake counted by channel, a
+            // prefork worker's too; the NLST after PROT C has none.
+            using var admin = new AdminApi(gateway);
+            var metrics = await admin.MetricsAsync(m => AdminApi.SumOf(m, "gateway_tls_handshakes_total") >= 5);
+            Assert.Equal((1d, 4d, 0d), (
+                AdminApi.SumOf(metrics, "gateway_tls_handshakes_total", "protocol=\"ftp\"", $"model=\"{model}\"", "channel=\"control\"", "outcome=\"ok\""),
+                AdminApi.SumOf(metrics, "gateway_tls_handshakes_total", "protocol=\"ftp\"", $"model=\"{model}\"", "channel=\"data\"", "outcome=\"ok\""),
+                AdminApi.SumOf(metrics, "gateway_tls_handshakes_total", "outcome=\"failed\"")));
+        }
+    }
 
     [Theory]
     [InlineData("kestrel")]
@@ -102,11 +117,62 @@ public sealed class FtpsTests : IAsyncLifetime
         var gateway = await GatewayAsync();
         using var admin = new AdminApi(gateway);
         using var socket = await TcpClients.ConnectAsync(gateway.Endpoint("ftp"));
-        await using var plain = new NetworkStream(socket, ownsSocket: false);
+        await using var tls = await LogInOverTlsAsync(socket);
+
+        var page = await admin.WaitForAsync($"/admin/connections?protocol=ftp&remote={socket.LocalEndPoint}", p => p.Num("total") == 1);
+        var details = page.Items().Single().GetProperty("details");
+        Assert.Equal(("alice", "Tls12, PROT P"), (details.Str("user"), details.Str("tls")));
+    }
+
+    [Fact]
+    public async Task FailedHandshakesAreCountedAndCostOnlyTheirOwnConnection()
+    {
+        var gateway = await GatewayAsync();
+        using var admin = new AdminApi(gateway);
+
+        // A client that goes on in plaintext after 234: the control handshake fails and the connection closes.
+        using (var socket = await TcpClients.ConnectAsync(gateway.Endpoint("ftp")))
+        {
+            await using var plain = new NetworkStream(socket, ownsSocket: false);
+            Assert.StartsWith("220", await ReadReplyAsync(plain));
+            await plain.WriteAsync("AUTH TLS\r\n"u8.ToArray());
+            Assert.StartsWith("234", await ReadReplyAsync(plain));
+            await plain.WriteAsync("USER alice\r\n"u8.ToArray());
+            Assert.Equal(0, await TcpClients.ReadUntilClosedAsync(socket, TimeSpan.FromSeconds(30)));
+        }
+
+        // Under PROT P, a data connection that speaks plaintext: 425 for that transfer, and the session goes on.
+        using var control = await TcpClients.ConnectAsync(gateway.Endpoint("ftp"));
+        await using var tls = await LogInOverTlsAsync(control);
+        await tls.WriteAsync("PASV\r\n"u8.ToArray());
+        var pasv = await ReadReplyAsync(tls);
+        Assert.StartsWith("227", pasv);
+        var numbers = pasv[(pasv.IndexOf('(', StringComparison.Ordinal) + 1)..pasv.IndexOf(')', StringComparison.Ordinal)].Split(',').Select(int.Parse).ToArray();
+        using var data = await TcpClients.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, numbers[4] * 256 + numbers[5]));
+        await tls.WriteAsync("NLST\r\n"u8.ToArray());
+        Assert.StartsWith("150", await ReadReplyAsync(tls));
+        await data.SendAsync("not a ClientHello\r\n"u8.ToArray(), SocketFlags.None);
+        Assert.StartsWith("425 Can't open data connection: its TLS handshake failed.", await ReadReplyAsync(tls), StringComparison.Ordinal);
+        await tls.WriteAsync("NOOP\r\n"u8.ToArray());
+        Assert.StartsWith("200", await ReadReplyAsync(tls));
+
+        var metrics = await admin.MetricsAsync(m => AdminApi.SumOf(m, "gateway_tls_handshakes_total", "outcome=\"failed\"") >= 2);
+        Assert.Equal((1d, 1d, 1d, 0d), (
+            AdminApi.SumOf(metrics, "gateway_tls_handshakes_total", "channel=\"control\"", "outcome=\"failed\""),
+            AdminApi.SumOf(metrics, "gateway_tls_handshakes_total", "channel=\"control\"", "outcome=\"ok\""),
+            AdminApi.SumOf(metrics, "gateway_tls_handshakes_total", "channel=\"data\"", "outcome=\"failed\""),
+            AdminApi.SumOf(metrics, "gateway_tls_handshakes_total", "channel=\"data\"", "outcome=\"ok\"")));
+        Assert.Equal(1, AdminApi.SumOf(metrics, "gateway_protocol_errors_total", "protocol=\"ftp\"", "code=\"tls_handshake_failed\""));
+    }
+
+    /// <summary>AUTH TLS on a fresh control connection, then alice logged in with PBSZ 0 and PROT P.</summary>
+    private async Task<SslStream> LogInOverTlsAsync(Socket socket)
+    {
+        var plain = new NetworkStream(socket, ownsSocket: false);
         Assert.StartsWith("220", await ReadReplyAsync(plain));
         await plain.WriteAsync("AUTH TLS\r\n"u8.ToArray());
         Assert.StartsWith("234", await ReadReplyAsync(plain));
-        await using var tls = new SslStream(plain, leaveInnerStreamOpen: true);
+        var tls = new SslStream(plain, leaveInnerStreamOpen: false);
         using var trusted = X509CertificateLoader.LoadCertificateFromFile(CertificatePath);
         await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
         {
@@ -119,9 +185,7 @@ public sealed class FtpsTests : IAsyncLifetime
             Assert.StartsWith(code, await ReadReplyAsync(tls));
         }
 
-        var page = await admin.WaitForAsync($"/admin/connections?protocol=ftp&remote={socket.LocalEndPoint}", p => p.Num("total") == 1);
-        var details = page.Items().Single().GetProperty("details");
-        Assert.Equal(("alice", "Tls12, PROT P"), (details.Str("user"), details.Str("tls")));
+        return tls;
     }
 
     /// <summary>One reply line (the tests here send one command at a time).</summary>

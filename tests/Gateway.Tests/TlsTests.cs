@@ -43,8 +43,15 @@ public sealed class TlsTests : IDisposable
         Assert.Equal((true, true, true), (listeners["echo"], listeners["rpc"], listeners["ftp"])); // FTP: AUTH TLS offered (the default with a certificate)
 
         // The handlers and the registry see an ordinary connection: counted, listed, its requests reported.
-        var metrics = await admin.MetricsAsync(m => AdminApi.SumOf(m, "gateway_request_duration_seconds_count", "protocol=\"rpc\"") >= 1);
+        var metrics = await admin.MetricsAsync(m => AdminApi.SumOf(m, "gateway_request_duration_seconds_count", "protocol=\"rpc\"") >= 1
+                                                    && AdminApi.SumOf(m, "gateway_tls_handshakes_total") >= 3);
         Assert.Equal(1, AdminApi.SumOf(metrics, "gateway_request_duration_seconds_count", "protocol=\"rpc\"", "operation=\"ping\""));
+
+        // Every handshake is counted in the Gateway meter, a prefork worker's too (Kestrel's meter stays in the worker).
+        Assert.Equal((2d, 1d, 0d), (
+            AdminApi.SumOf(metrics, "gateway_tls_handshakes_total", "protocol=\"echo\"", $"model=\"{model}\"", "channel=\"connection\"", "outcome=\"ok\""),
+            AdminApi.SumOf(metrics, "gateway_tls_handshakes_total", "protocol=\"rpc\"", "outcome=\"ok\""),
+            AdminApi.SumOf(metrics, "gateway_tls_handshakes_total", "outcome=\"failed\"")));
     }
 
     [Fact]
@@ -63,10 +70,14 @@ public sealed class TlsTests : IDisposable
         var metrics = await admin.MetricsAsync(m => AdminApi.SumOf(m, "kestrel_tls_handshake_duration_seconds_count", $"server_port=\"{gateway.Rpc.Port}\"", "error_type=") >= 1);
         Assert.Equal(1, AdminApi.SumOf(metrics, "kestrel_tls_handshake_duration_seconds_count", $"server_port=\"{gateway.Rpc.Port}\"", "error_type="));
         Assert.Equal(0, AdminApi.SumOf(metrics, "gateway_request_duration_seconds_count", "protocol=\"rpc\""));
+        Assert.Equal(1, AdminApi.SumOf(metrics, "gateway_tls_handshakes_total", "protocol=\"rpc\"", "outcome=\"failed\""));
 
         // The next client, speaking TLS, is served; its handshake counts as a success.
         Assert.Equal("pong", (await ClientAsync(gateway.Rpc.Port, "rpc")).GetProperty("answer").Str("out"));
         metrics = await admin.MetricsAsync(m => AdminApi.SumOf(m, "kestrel_tls_handshake_duration_seconds_count", $"server_port=\"{gateway.Rpc.Port}\"", "tls_protocol_version=\"1.3\"") == 1);
+        Assert.Equal((1d, 1d), (
+            AdminApi.SumOf(metrics, "gateway_tls_handshakes_total", "protocol=\"rpc\"", "outcome=\"ok\""),
+            AdminApi.SumOf(metrics, "gateway_tls_handshakes_total", "protocol=\"rpc\"", "outcome=\"failed\"")));
     }
 
     [Fact]

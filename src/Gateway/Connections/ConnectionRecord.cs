@@ -107,6 +107,9 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
     public void TransferEnded(string direction, long bytes, string outcome) =>
         _metrics?.TransferEnded(Listener, direction, bytes, outcome);
 
+    public void TlsHandshakeEnded(string channel, bool succeeded) =>
+        _metrics?.TlsHandshakeEnded(Listener, channel, succeeded);
+
     public Func<IReadOnlyDictionary<string, string?>>? Details { get; set; }
 
     /// <summary>

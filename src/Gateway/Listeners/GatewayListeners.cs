@@ -80,7 +80,7 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
                     options.Use(middleware.For(stats!));
                     if (endpoint.Tls)
                     {
-                        options.UseHttps(tls);
+                        UseCountedTls(options, tls);
                     }
                 }
 
@@ -112,6 +112,44 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
                 }
             });
         }
+    }
+
+    /// <summary>
+    /// Kestrel's TLS middleware with each handshake's end reported to the connection's record (the
+    /// <c>gateway.tls.handshakes</c> counter): success as soon as the middleware hands the connection on,
+    /// failure when the connection ends without that. Kestrel's own TLS meter counts the same handshakes with
+    /// timings, but a prefork worker's Kestrel meter is not forwarded to the supervisor; the Gateway meter is.
+    /// </summary>
+    private static void UseCountedTls(ListenOptions options, TlsHandshakeCallbackOptions tls)
+    {
+        options.Use(next => async connection =>
+        {
+            var handshake = new TlsHandshakeSeen();
+            connection.Features.Set(handshake);
+            try
+            {
+                await next(connection);
+            }
+            finally
+            {
+                if (!handshake.Succeeded)
+                {
+                    connection.Features.Get<IProtocolActivityFeature>()?.TlsHandshakeEnded("connection", succeeded: false);
+                }
+            }
+        });
+        options.UseHttps(tls);
+        options.Use(next => connection =>
+        {
+            connection.Features.Get<TlsHandshakeSeen>()!.Succeeded = true;
+            connection.Features.Get<IProtocolActivityFeature>()?.TlsHandshakeEnded("connection", succeeded: true);
+            return next(connection);
+        });
+    }
+
+    private sealed class TlsHandshakeSeen
+    {
+        public bool Succeeded { get; set; }
     }
 
     /// <summary>The endpoints as bound, with the ports the system chose for port 0. Valid once the server started.</summary>

@@ -28,6 +28,7 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _protocolErrors;
     private readonly Counter<long> _transfers;
     private readonly Counter<long> _transferBytes;
+    private readonly Counter<long> _tlsHandshakes;
 
     /// <summary>The instruments a worker's deltas are added to, by name.</summary>
     private readonly Dictionary<string, Instrument> _forWorkers;
@@ -80,6 +81,9 @@ public sealed class GatewayMetrics
         _transfers = meter.CreateCounter<long>("gateway.transfers", "{transfer}",
             "FTP data transfers ended, by direction (receive: upload, transmit: download or listing) and outcome");
         _transferBytes = meter.CreateCounter<long>("gateway.transfer.io", "By", "Bytes moved on FTP data connections, by direction");
+        _tlsHandshakes = meter.CreateCounter<long>("gateway.tls.handshakes", "{handshake}",
+            "TLS handshakes ended, by channel (connection: a TLS listener's; control, data: FTPS) and outcome (ok, failed); " +
+            "Kestrel's kestrel.tls_handshake.duration has the same for TLS listeners of this process, with timings");
         _forWorkers = new Dictionary<string, Instrument>
         {
             [_rejected.Name] = _rejected,
@@ -88,6 +92,7 @@ public sealed class GatewayMetrics
             [_protocolErrors.Name] = _protocolErrors,
             [_transfers.Name] = _transfers,
             [_transferBytes.Name] = _transferBytes,
+            [_tlsHandshakes.Name] = _tlsHandshakes,
         };
         if (pool is not null)
         {
@@ -178,6 +183,9 @@ public sealed class GatewayMetrics
         _transfers.Add(1, new TagList(listener.Tags) { { "direction", direction }, { "outcome", outcome } });
         _transferBytes.Add(bytes, new TagList(listener.Tags) { { "direction", direction } });
     }
+
+    public void TlsHandshakeEnded(ListenerStats listener, string channel, bool succeeded) =>
+        _tlsHandshakes.Add(1, new TagList(listener.Tags) { { "channel", channel }, { "outcome", succeeded ? "ok" : "failed" } });
 
     /// <summary>The workers' counters as measurements: their listener's tags plus <c>worker</c> (and <c>direction</c>).</summary>
     private sealed class WorkerCounts(GatewayListeners listeners, WorkerPool? pool)

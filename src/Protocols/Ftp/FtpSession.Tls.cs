@@ -52,9 +52,12 @@ internal sealed partial class FtpSession
         catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException or InvalidOperationException)
         {
             await tls.DisposeAsync();
+            _activity?.TlsHandshakeEnded("control", succeeded: false);
             _activity?.MessageHandled("auth", "tls_handshake_failed", Stopwatch.GetElapsedTime(started).TotalSeconds);
             return null;
         }
+
+        _activity?.TlsHandshakeEnded("control", succeeded: true);
 
         var input = PipeReader.Create(tls, new StreamPipeReaderOptions(leaveOpen: true));
         var output = PipeWriter.Create(tls, new StreamPipeWriterOptions(leaveOpen: true));
@@ -127,10 +130,13 @@ internal sealed partial class FtpSession
 
         try
         {
-            return await FtpDataConnection.SecureAsync(socket, _options.Tls!(), _options.TlsHandshakeTimeout, cancellationToken);
+            var secure = await FtpDataConnection.SecureAsync(socket, _options.Tls!(), _options.TlsHandshakeTimeout, cancellationToken);
+            _activity?.TlsHandshakeEnded("data", succeeded: true);
+            return secure;
         }
         catch
         {
+            _activity?.TlsHandshakeEnded("data", succeeded: false);
             socket.Dispose();
             throw;
         }
