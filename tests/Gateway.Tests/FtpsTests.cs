@@ -64,6 +64,8 @@ public sealed class FtpsTests : IAsyncLifetime
     [InlineData("explicit", "epoll")]
     [InlineData("explicit", "prefork")]
     [InlineData("injection", "kestrel")]
+    [InlineData("alpn", "kestrel")]
+    [InlineData("alpn", "epoll")]
     [InlineData("truncated_upload", "kestrel")]
     [InlineData("user_requires_tls", "kestrel")]
     public async Task FtplibOverTls(string check, string model)

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Security;
 using System.Text.RegularExpressions;
 using Gateway.Admin;
 using Gateway.Connections;
@@ -187,10 +188,23 @@ public static partial class GatewayHost
             // with 1.3 the server sends session tickets after the handshake, a client that only uploads (curl)
             // never reads them, and closing a socket with unread data sends a reset that can cost the server the
             // upload's tail and close_notify — 5 of 12 curl uploads failed that way here, none with 1.2.
-            Tls = endpoints.Any(e => e.Tls) && certificate.IsConfigured ? () => certificate.ServerOptions(SslProtocols.Tls12) : null,
+            Tls = endpoints.Any(e => e.Tls) && certificate.IsConfigured ? FtpsServerOptions(certificate) : null,
             RequireTls = endpoints.FirstOrDefault(e => !e.ImplicitTls) is { TlsRequired: true },
         };
     }
+
+    /// <summary>
+    /// FTPS handshakes: TLS 1.2 (see above) and ALPN "ftp", the IANA name. A client naming only other
+    /// protocols — a browser sent to the FTP port by a hostile page, the ALPACA cross-protocol attack — is refused
+    /// in the handshake (no_application_protocol, as RFC 7301 allows); a client naming none (curl, lftp, ftplib)
+    /// is served as before.
+    /// </summary>
+    private static Func<SslServerAuthenticationOptions> FtpsServerOptions(ServerCertificate certificate) => () =>
+    {
+        var options = certificate.ServerOptions(SslProtocols.Tls12);
+        options.ApplicationProtocols = [new SslApplicationProtocol("ftp")];
+        return options;
+    };
 
     /// <summary>Starts, logs the bound addresses, waits for SIGTERM/Ctrl+C and drains. Returns the exit code.</summary>
     public static async Task<int> RunGatewayAsync(this WebApplication app)

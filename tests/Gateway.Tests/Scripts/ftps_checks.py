@@ -19,20 +19,22 @@ CONTEXT = ssl.create_default_context(cafile=CAFILE)
 class FtpTls(ftplib.FTP_TLS):
     """FTP_TLS that resumes the control connection's TLS session on data connections and records whether it did."""
 
-    def __init__(self):
-        super().__init__(context=CONTEXT, timeout=20)
+    def __init__(self, context=CONTEXT):
+        super().__init__(context=context, timeout=20)
         self.reused = []
+        self.alpn = []
 
     def ntransfercmd(self, cmd, rest=None):
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
         if self._prot_p:
             conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
             self.reused.append(conn.session_reused)
+            self.alpn.append(conn.selected_alpn_protocol())
         return conn, size
 
 
-def connect():
-    ftp = FtpTls()
+def connect(context=CONTEXT):
+    ftp = FtpTls(context)
     ftp.connect(HOST, PORT)
     return ftp
 
@@ -95,6 +97,42 @@ def check_injection():
     assert tls.recv(4096).startswith(b"221")
     tls.unwrap()  # the server answers our close_notify with its own
     tls.close()
+
+
+def alpn_context(*protocols):
+    context = ssl.create_default_context(cafile=CAFILE)
+    context.set_alpn_protocols(list(protocols))
+    return context
+
+
+def expect_no_application_protocol(tls_connect):
+    try:
+        tls_connect()
+    except ssl.SSLError as e:
+        assert "no application protocol" in str(e).lower().replace("_", " "), e
+    else:
+        raise AssertionError("a client offering only HTTP's ALPN names was let in")
+
+
+def check_alpn():
+    # A client naming FTP's ALPN id gets it on the control and every data connection.
+    ftp = connect(alpn_context("ftp"))
+    ftp.auth()
+    assert ftp.sock.selected_alpn_protocol() == "ftp", ftp.sock.selected_alpn_protocol()
+    ftp.login("alice", "alice-pw")
+    ftp.prot_p()
+    assert "hello.txt" in ftp.nlst()
+    ftp.retrbinary("RETR hello.txt", lambda _: None)
+    assert ftp.alpn == ["ftp", "ftp"] and all(ftp.reused), (ftp.alpn, ftp.reused)
+    ftp.quit()
+    # An HTTPS client (a browser sent here by a hostile page: the ALPACA attack) is refused in the handshake.
+    plain = socket.create_connection((HOST, PORT), timeout=20)
+    reader = plain.makefile("rb")
+    assert reader.readline().startswith(b"220")
+    plain.sendall(b"AUTH TLS\r\n")
+    assert reader.readline().startswith(b"234")
+    expect_no_application_protocol(lambda: alpn_context("h2", "http/1.1").wrap_socket(plain, server_hostname=HOST))
+    plain.close()
 
 
 def check_truncated_upload():
@@ -160,6 +198,9 @@ def check_implicit():
     assert ftp.reused and all(ftp.reused), ftp.reused  # data connections resume the TLS-first session too
     ftp.delete("implicit.bin")
     ftp.quit()
+    # https://host:990/ in a browser is refused in the handshake (ALPN), before any FTP reply is written to it.
+    expect_no_application_protocol(lambda: alpn_context("http/1.1").wrap_socket(
+        socket.create_connection((HOST, PORT), timeout=20), server_hostname=HOST))
 
 
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
