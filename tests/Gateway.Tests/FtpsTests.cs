@@ -66,6 +66,8 @@ public sealed class FtpsTests : IAsyncLifetime
     [InlineData("injection", "kestrel")]
     [InlineData("alpn", "kestrel")]
     [InlineData("alpn", "epoll")]
+    [InlineData("closed_by_admin", "kestrel")]
+    [InlineData("closed_by_admin", "prefork")]
     [InlineData("truncated_upload", "kestrel")]
     [InlineData("user_requires_tls", "kestrel")]
     public async Task FtplibOverTls(string check, string model)
@@ -253,7 +255,8 @@ public sealed class FtpsTests : IAsyncLifetime
     {
         var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "ftps_checks.py");
         var (code, stdout, stderr) = await GatewayProcess.RunToExitAsync(
-            TlsTests.Command("python3", script, "127.0.0.1", (port ?? gateway.Endpoint("ftp")).Port.ToString(System.Globalization.CultureInfo.InvariantCulture), CertificatePath, check),
+            TlsTests.Command("python3", script, "127.0.0.1", (port ?? gateway.Endpoint("ftp")).Port.ToString(System.Globalization.CultureInfo.InvariantCulture), CertificatePath, check,
+                gateway.Admin.ToString().TrimEnd('/')),
             limit: TimeSpan.FromMinutes(2));
         Assert.True(code == 0 && stdout.Contains($"ok {check}", StringComparison.Ordinal), $"ftps check '{check}' failed:\n{stdout}\n{stderr}");
     }

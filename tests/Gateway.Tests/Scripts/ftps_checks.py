@@ -1,18 +1,21 @@
 """Explicit FTPS checks (RFC 4217) with Python's ftplib.FTP_TLS, against a gateway with a test certificate.
 
-usage: ftps_checks.py HOST PORT CAFILE CHECK   -- prints "ok CHECK" when the check passes
+usage: ftps_checks.py HOST PORT CAFILE CHECK [ADMIN_URL]   -- prints "ok CHECK" when the check passes
 The users: alice/alice-pw (may log in without TLS unless the listener requires it), bob/bob-pw (RequireTls).
 """
 import ftplib
 import io
+import json
 import os
 import socket
 import ssl
 import sys
+import urllib.request
 
 from ftp_common import expect_error  # beside this script
 
 HOST, PORT, CAFILE, CHECK = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ADMIN = sys.argv[5] if len(sys.argv) > 5 else None
 CONTEXT = ssl.create_default_context(cafile=CAFILE)
 
 
@@ -133,6 +136,31 @@ def check_alpn():
     assert reader.readline().startswith(b"234")
     expect_no_application_protocol(lambda: alpn_context("h2", "http/1.1").wrap_socket(plain, server_hostname=HOST))
     plain.close()
+
+
+def check_closed_by_admin():
+    # An administrator closes a TLS session: the client reads 421 over TLS, then the server's close_notify —
+    # a TCP close without it would raise SSLEOFError here, as ragged EOFs are not suppressed.
+    plain = socket.create_connection((HOST, PORT), timeout=20)
+    reader = plain.makefile("rb")
+    assert reader.readline().startswith(b"220")
+    plain.sendall(b"AUTH TLS\r\n")
+    assert reader.readline().startswith(b"234")
+    reader.close()
+    tls = CONTEXT.wrap_socket(plain, server_hostname=HOST, suppress_ragged_eofs=False)
+    tls.sendall(b"USER alice\r\n")
+    assert tls.recv(4096).startswith(b"331")
+    remote = "%s:%d" % tls.getsockname()[:2]
+    with urllib.request.urlopen(f"{ADMIN}/admin/connections?remote={remote}", timeout=20) as response:
+        (connection,) = json.load(response)["items"]
+    close = urllib.request.Request(f"{ADMIN}/admin/connections/{connection['id']}", method="DELETE")
+    with urllib.request.urlopen(close, timeout=20) as response:
+        assert response.status in (200, 202, 204), response.status
+    received = b""
+    while chunk := tls.recv(4096):  # b"" only after close_notify
+        received += chunk
+    assert received.startswith(b"421 "), received
+    tls.close()
 
 
 def check_truncated_upload():
