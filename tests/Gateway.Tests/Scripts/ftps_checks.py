@@ -55,6 +55,16 @@ class ImplicitFtpTls(FtpTls):
         return self.welcome
 
 
+def plain_auth_tls(after=b""):
+    """A bare control connection up to AUTH TLS's 234 (with `after` in the same packet), ready to be wrapped."""
+    plain = socket.create_connection((HOST, PORT), timeout=20)
+    with plain.makefile("rb") as reader:
+        assert reader.readline().startswith(b"220")
+        plain.sendall(b"AUTH TLS\r\n" + after)
+        assert reader.readline().startswith(b"234")
+    return plain
+
+
 def check_explicit():
     ftp = connect()
     features = ftp.sendcmd("FEAT")
@@ -87,12 +97,7 @@ def check_explicit():
 
 def check_injection():
     # "AUTH TLS" and "USER evil" in one packet: the injected line must never be read, in clear or as TLS.
-    plain = socket.create_connection((HOST, PORT), timeout=20)
-    reader = plain.makefile("rb")
-    assert reader.readline().startswith(b"220")
-    plain.sendall(b"AUTH TLS\r\nUSER evil\r\n")
-    assert reader.readline().startswith(b"234")
-    tls = CONTEXT.wrap_socket(plain, server_hostname=HOST)
+    tls = CONTEXT.wrap_socket(plain_auth_tls(after=b"USER evil\r\n"), server_hostname=HOST)
     tls.sendall(b"NOOP\r\n")
     first = tls.recv(4096)
     assert first.startswith(b"200 "), first  # not 331 for the injected USER
@@ -129,11 +134,7 @@ def check_alpn():
     assert ftp.alpn == ["ftp", "ftp"] and all(ftp.reused), (ftp.alpn, ftp.reused)
     ftp.quit()
     # An HTTPS client (a browser sent here by a hostile page: the ALPACA attack) is refused in the handshake.
-    plain = socket.create_connection((HOST, PORT), timeout=20)
-    reader = plain.makefile("rb")
-    assert reader.readline().startswith(b"220")
-    plain.sendall(b"AUTH TLS\r\n")
-    assert reader.readline().startswith(b"234")
+    plain = plain_auth_tls()
     expect_no_application_protocol(lambda: alpn_context("h2", "http/1.1").wrap_socket(plain, server_hostname=HOST))
     plain.close()
 
@@ -141,13 +142,7 @@ def check_alpn():
 def check_closed_by_admin():
     # An administrator closes a TLS session: the client reads 421 over TLS, then the server's close_notify —
     # a TCP close without it would raise SSLEOFError here, as ragged EOFs are not suppressed.
-    plain = socket.create_connection((HOST, PORT), timeout=20)
-    reader = plain.makefile("rb")
-    assert reader.readline().startswith(b"220")
-    plain.sendall(b"AUTH TLS\r\n")
-    assert reader.readline().startswith(b"234")
-    reader.close()
-    tls = CONTEXT.wrap_socket(plain, server_hostname=HOST, suppress_ragged_eofs=False)
+    tls = CONTEXT.wrap_socket(plain_auth_tls(), server_hostname=HOST, suppress_ragged_eofs=False)
     tls.sendall(b"USER alice\r\n")
     assert tls.recv(4096).startswith(b"331")
     remote = "%s:%d" % tls.getsockname()[:2]
