@@ -287,6 +287,8 @@ public sealed class PreforkTests
             Assert.Equal(0, GatewayProcess.Signal(stopped, SigStop));
             try
             {
+                // kill() returns once the stop is queued; the listing below must meet a process already stopped.
+                await WaitUntilStoppedAsync(stopped, timeout.Token);
                 var partial = await admin.GetJsonAsync("/admin/connections?protocol=echo&limit=100");
                 Assert.Equal([stoppedIndex], partial.GetProperty("unansweredWorkers").EnumerateArray().Select(w => w.GetInt32()));
                 Assert.Equal(8 - byWorker[stoppedIndex], partial.Num("total"));
@@ -306,6 +308,19 @@ public sealed class PreforkTests
     }
 
     private const int SigStop = 19, SigCont = 18;
+
+    /// <summary>Waits until /proc says every thread of the process is stopped (state T).</summary>
+    private static async Task WaitUntilStoppedAsync(int pid, CancellationToken cancellationToken)
+    {
+        while (!Directory.EnumerateDirectories($"/proc/{pid}/task").All(task =>
+               {
+                   var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                   return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('T');
+               }))
+        {
+            await Task.Delay(10, cancellationToken);
+        }
+    }
 
     [Fact]
     public async Task AWorkerThatKeepsDyingYoungIsRestartedWithGrowingDelays()
