@@ -1,4 +1,4 @@
-"""Explicit FTPS checks (RFC 4217) with Python's ftplib.FTP_TLS, against a gateway with a test certificate.
+"""FTPS checks (RFC 4217; explicit, and implicit on a TLS-first port) with Python's ftplib.FTP_TLS and ssl, against a gateway with a test certificate.
 
 usage: ftps_checks.py HOST PORT CAFILE CHECK [ADMIN_URL]   -- prints "ok CHECK" when the check passes
 The users: alice/alice-pw (may log in without TLS unless the listener requires it), bob/bob-pw (RequireTls).
