@@ -309,14 +309,23 @@ public sealed class PreforkTests
 
     private const int SigStop = 19, SigCont = 18;
 
-    /// <summary>Waits until /proc says every thread of the process is stopped (state T).</summary>
+    /// <summary>Waits until /proc says every thread of the process is stopped (state T); a thread that exits meanwhile is not waited for.</summary>
     private static async Task WaitUntilStoppedAsync(int pid, CancellationToken cancellationToken)
     {
-        while (!Directory.EnumerateDirectories($"/proc/{pid}/task").All(task =>
-               {
-                   var stat = File.ReadAllText(Path.Combine(task, "stat"));
-                   return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('T');
-               }))
+        static bool Stopped(string task)
+        {
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('T');
+            }
+            catch (IOException)
+            {
+                return true; // gone
+            }
+        }
+
+        while (!Directory.EnumerateDirectories($"/proc/{pid}/task").All(Stopped))
         {
             await Task.Delay(10, cancellationToken);
         }

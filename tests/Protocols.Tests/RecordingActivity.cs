@@ -15,11 +15,11 @@ internal sealed class RecordingActivity : IProtocolActivityFeature
 
     public void Faulted(string operation, Exception exception) => Faults.Enqueue((operation, exception));
 
-    public ConcurrentQueue<(string Channel, bool Succeeded)> TlsHandshakes { get; } = new();
-
     public void TransferEnded(string direction, long bytes, string outcome)
     {
     }
 
-    public void TlsHandshakeEnded(string channel, bool succeeded) => TlsHandshakes.Enqueue((channel, succeeded));
+    public void TlsHandshakeEnded(string channel, bool succeeded)
+    {
+    }
 }
