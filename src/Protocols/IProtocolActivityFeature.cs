@@ -28,6 +28,14 @@ public interface IProtocolActivityFeature
     void TlsHandshakeEnded(string channel, bool succeeded);
 
     /// <summary>
+    /// A cap on what one client (or all of them) may hold refused this connection something, such as a passive
+    /// data port. The host counts it by <paramref name="limit"/> and logs it at most once per interval, so a
+    /// flood of refusals cannot flood the log.
+    /// </summary>
+    /// <param name="limit">One of <see cref="ProtocolLimitNames"/>.</param>
+    void LimitReached(string limit);
+
+    /// <summary>
     /// Protocol facts for the admin API (FTP: user, directory, transfer in progress), read only when someone
     /// looks, so keeping them current costs nothing.
     /// </summary>
@@ -37,4 +45,14 @@ public interface IProtocolActivityFeature
 public static class ProtocolOutcomes
 {
     public const string Ok = "ok";
+}
+
+/// <summary>The caps a protocol reports through <see cref="IProtocolActivityFeature.LimitReached"/> (metric tag values).</summary>
+public static class ProtocolLimitNames
+{
+    /// <summary>FTP: every port of the passive range is taken.</summary>
+    public const string PassivePorts = "ftp_passive_ports";
+
+    /// <summary>FTP: one client address holds as many pending passive listeners as it may.</summary>
+    public const string PassivePortsPerAddress = "ftp_passive_ports_per_address";
 }

@@ -22,4 +22,8 @@ internal sealed class RecordingActivity : IProtocolActivityFeature
     public void TlsHandshakeEnded(string channel, bool succeeded)
     {
     }
+
+    public ConcurrentQueue<string> LimitsReached { get; } = new();
+
+    public void LimitReached(string limit) => LimitsReached.Enqueue(limit);
 }

@@ -15,6 +15,9 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
 {
     private const int Open = 0, Closing = 1;
 
+    /// <summary>One log line per limit per interval, whichever connection hits it (names come from a fixed set).</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, LogThrottle> LimitLogs = new();
+
     private readonly ConnectionContext? _connection;
     private readonly GatewayMetrics? _metrics;
     private readonly ITransportTrafficFeature? _traffic;
@@ -110,6 +113,15 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
     public void TlsHandshakeEnded(string channel, bool succeeded) =>
         _metrics?.TlsHandshakeEnded(Listener, channel, succeeded);
 
+    public void LimitReached(string limit)
+    {
+        _metrics?.LimitReached(Listener, limit);
+        if (_logger is not null && LimitLogs.GetOrAdd(limit, static _ => new LogThrottle(TimeSpan.FromSeconds(10))).TryTake(out var count))
+        {
+            LogLimitReached(_logger, limit, count, Listener.Protocol, Remote);
+        }
+    }
+
     public Func<IReadOnlyDictionary<string, string?>>? Details { get; set; }
 
     /// <summary>
@@ -167,6 +179,10 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
             IdleSeconds: Math.Round(Math.Max(0, nowTick - last) / 1000.0, 3),
             BytesIn, BytesOut, Messages, IsClosing ? "closing" : "open", Details?.Invoke());
     }
+
+    [LoggerMessage(EventId = 41, Level = LogLevel.Warning,
+        Message = "Limit {Limit} reached {Count} time(s) since the last report (latest: {Protocol} connection from {Remote})")]
+    private static partial void LogLimitReached(ILogger logger, string limit, long count, string protocol, string remote);
 
     [LoggerMessage(EventId = 40, Level = LogLevel.Error,
         Message = "{Protocol} connection {Id} from {Remote}: {Operation} failed in the gateway's own code; answered with an error, the connection goes on")]

@@ -30,8 +30,7 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
     /// </summary>
     public static int DefaultReactorThreads => Math.Max(1, Environment.ProcessorCount / 2);
 
-    private long _lastRefusalLog = -1;
-    private long _refusedSinceLog;
+    private readonly LogThrottle _refusals = new(TimeSpan.FromSeconds(10));
 
     public bool CanBind(EndPoint endpoint) => endpoint is ModelEndPoint;
 
@@ -96,12 +95,9 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
     {
         stats.RejectedOne();
         metrics.Rejected(stats, "model_limit");
-        Interlocked.Increment(ref _refusedSinceLog);
-        var now = Environment.TickCount64;
-        var last = Interlocked.Read(ref _lastRefusalLog);
-        if ((last < 0 || now - last >= 10_000) && Interlocked.CompareExchange(ref _lastRefusalLog, now, last) == last)
+        if (_refusals.TryTake(out var count))
         {
-            LogRefused(logger, Interlocked.Exchange(ref _refusedSinceLog, 0), stats.Endpoint.Key, stats.Model, remote?.ToString(), reason);
+            LogRefused(logger, count, stats.Endpoint.Key, stats.Model, remote?.ToString(), reason);
         }
     }
 

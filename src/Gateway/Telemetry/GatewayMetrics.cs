@@ -32,6 +32,7 @@ public sealed class GatewayMetrics
 
     /// <summary>The instruments a worker's deltas are added to, by name.</summary>
     private readonly Dictionary<string, Instrument> _forWorkers;
+    private readonly Counter<long> _limitsReached;
 
     public GatewayMetrics(IMeterFactory meterFactory, GatewayListeners listeners, ConnectionRegistry registry, WorkerPool? pool = null)
     {
@@ -84,8 +85,11 @@ public sealed class GatewayMetrics
         _tlsHandshakes = meter.CreateCounter<long>("gateway.tls.handshakes", "{handshake}",
             "TLS handshakes ended, by channel (connection: a TLS listener's; control, data: FTPS) and outcome (ok, failed); " +
             "Kestrel's kestrel.tls_handshake.duration has the same for TLS listeners of this process, with timings");
+        _limitsReached = meter.CreateCounter<long>("gateway.limits.reached", "{refusal}",
+            "Times a cap on what clients may hold refused one of them something, by limit (ftp_passive_ports, ftp_passive_ports_per_address, ...)");
         _forWorkers = new Dictionary<string, Instrument>
         {
+            [_limitsReached.Name] = _limitsReached,
             [_rejected.Name] = _rejected,
             [_closedByAdmin.Name] = _closedByAdmin,
             [_duration.Name] = _duration,
@@ -183,6 +187,9 @@ public sealed class GatewayMetrics
         _transfers.Add(1, new TagList(listener.Tags) { { "direction", direction }, { "outcome", outcome } });
         _transferBytes.Add(bytes, new TagList(listener.Tags) { { "direction", direction } });
     }
+
+    public void LimitReached(ListenerStats listener, string limit) =>
+        _limitsReached.Add(1, new TagList(listener.Tags) { { "limit", limit } });
 
     public void TlsHandshakeEnded(ListenerStats listener, string channel, bool succeeded) =>
         _tlsHandshakes.Add(1, new TagList(listener.Tags) { { "channel", channel }, { "outcome", succeeded ? "ok" : "failed" } });
