@@ -268,6 +268,11 @@ public static class GatewayConfiguration
             problems.Add($"{key}:MaxUploadBytes: must be 0 (no limit) or more");
         }
 
+        if (ftp.MaxPassiveListenersPerAddress < 1)
+        {
+            problems.Add($"{key}:MaxPassiveListenersPerAddress: {ftp.MaxPassiveListenersPerAddress} is not 1 or more");
+        }
+
         if (ftp.LoginFailureDelaySeconds is < 0 or > 60 || ftp.MaxLoginFailuresPerAddress < 1 || ftp.LockoutSeconds < 0)
         {
             problems.Add($"{key}:LoginFailureDelaySeconds, MaxLoginFailuresPerAddress, LockoutSeconds: need 0-60 s, at least 1, and 0 or more");

@@ -79,6 +79,7 @@ public static partial class GatewayHost
         var ftpEndpoints = endpoints.Where(e => e.Protocol == ListenerProtocol.Ftp).ToArray();
         builder.Services.AddSingleton(sp => FtpOptionsFrom(options.Ftp, contentRoot, limits, worker, ftpEndpoints, sp.GetRequiredService<ServerCertificate>()));
         builder.Services.AddSingleton<FtpLoginGuard>();
+        builder.Services.AddSingleton<FtpPassiveListeners>();
         builder.Services.AddSingleton<ConnectionAdmission>();
         builder.Services.AddSingleton<ConnectionRegistry>();
         builder.Services.AddSingleton<ConnectionMiddleware>();
@@ -181,6 +182,7 @@ public static partial class GatewayHost
             MaxUploadBytes = ftp.MaxUploadBytes,
             LoginFailureDelay = TimeSpan.FromSeconds(ftp.LoginFailureDelaySeconds),
             MaxLoginFailuresPerAddress = ftp.MaxLoginFailuresPerAddress,
+            MaxPassiveListenersPerAddress = ftp.MaxPassiveListenersPerAddress,
             LockoutDuration = TimeSpan.FromSeconds(ftp.LockoutSeconds),
             DataTimeout = TimeSpan.FromSeconds(Math.Clamp(limits.IdleTimeoutSeconds, 1, 30)),
             // AUTH TLS and PROT P share the listeners' certificate context (so data connections can resume the

@@ -39,6 +39,12 @@ public sealed class FtpListenerOptions
     /// <summary>The address PASV advertises (behind NAT, in Kubernetes); empty: the control connection's local address.</summary>
     public string? PassiveAddress { get; set; }
 
+    /// <summary>
+    /// Passive ports one client address may hold waiting for their data connection (all its sessions together); a
+    /// port closes once its connection arrives, or after the data timeout.
+    /// </summary>
+    public int MaxPassiveListenersPerAddress { get; set; } = 10;
+
     public bool AllowAnonymous { get; set; }
 
     public bool AtomicUploads { get; set; } = true;

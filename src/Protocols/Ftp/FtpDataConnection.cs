@@ -14,6 +14,9 @@ internal sealed class FtpDataConnection : IAsyncDisposable
 {
     private const int CopyBytes = 256 * 1024;
 
+    // Linux: getsockopt(IPPROTO_TCP, TCP_INFO) fills struct tcp_info; tcpi_bytes_acked (since 4.1) is the u64 at offset 120.
+    private const int IpProtocolTcp = 6, TcpInfoOption = 11, TcpInfoBytesAckedOffset = 120;
+
     private readonly Socket _socket;
     private readonly SslStream? _tls;
     private readonly TransportEndWatch? _transport;
@@ -53,8 +56,26 @@ internal sealed class FtpDataConnection : IAsyncDisposable
     /// </summary>
     public bool EndedWithoutCloseNotify => _transport?.ReachedEnd == true;
 
-    /// <summary>ABOR: closes the socket under a transfer that cannot be cancelled otherwise (sendfile).</summary>
+    /// <summary>ABOR, a stall, the control connection's end: closes the socket under a transfer that cannot be cancelled otherwise (sendfile).</summary>
     public void Abort() => _socket.Dispose();
+
+    /// <summary>
+    /// How far the client has taken what we send: the bytes it acknowledged (Linux <c>TCP_INFO</c>'s
+    /// <c>tcpi_bytes_acked</c>), which moves during one long sendfile too; -1 where the kernel does not tell.
+    /// </summary>
+    public long AcknowledgedBytes()
+    {
+        Span<byte> info = stackalloc byte[TcpInfoBytesAckedOffset + sizeof(long)];
+        try
+        {
+            var length = _socket.GetRawSocketOption(IpProtocolTcp, TcpInfoOption, info);
+            return length >= info.Length ? System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(info[TcpInfoBytesAckedOffset..]) : -1;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or PlatformNotSupportedException)
+        {
+            return -1;
+        }
+    }
 
     public async Task SendAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
     {
@@ -111,12 +132,15 @@ internal sealed class FtpDataConnection : IAsyncDisposable
     public FtpDataReceiver Receiver(int lowWaterBytes, TimeSpan timeout, CancellationToken aborted) =>
         new(_socket, _tls, lowWaterBytes, timeout, aborted);
 
-    /// <summary>The transfer is over: close_notify under TLS, then both directions shut down, so the client sees the end of the data.</summary>
-    public async Task CloseAsync()
+    /// <summary>
+    /// The transfer is over: close_notify under TLS, then both directions shut down, so the client sees the end of
+    /// the data. A client that stops reading cannot hold the close_notify up for longer than <paramref name="timeout"/>.
+    /// </summary>
+    public async Task CloseAsync(TimeSpan timeout)
     {
         if (_tls is not null)
         {
-            await _tls.ShutdownAsync();
+            await _tls.ShutdownAsync().WaitAsync(timeout);
         }
 
         _socket.Shutdown(SocketShutdown.Both);

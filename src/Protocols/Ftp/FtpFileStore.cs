@@ -69,16 +69,27 @@ public sealed class FtpFileStore
         return entries;
     }
 
-    /// <summary>Opens a file to read from <paramref name="offset"/> (REST).</summary>
+    /// <summary>
+    /// Opens a regular file to read from <paramref name="offset"/> (REST); anything else (a FIFO, a device) throws
+    /// <see cref="NotARegularFileException"/> without blocking.
+    /// </summary>
     public FileStream OpenRead(string virtualPath, long offset)
     {
-        var stream = new FileStream(MapExisting(virtualPath), FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.Asynchronous | FileOptions.SequentialScan);
-        if (offset > 0)
+        var stream = RegularFile.OpenRead(MapExisting(virtualPath));
+        try
         {
-            stream.Seek(offset, SeekOrigin.Begin);
-        }
+            if (offset > 0)
+            {
+                stream.Seek(offset, SeekOrigin.Begin);
+            }
 
-        return stream;
+            return stream;
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -99,29 +110,57 @@ public sealed class FtpFileStore
             // What a refused upload goes back to: the file as it was before an append or before a resumed
             // part; nothing at all when the upload created or replaced it (its old content is gone already).
             var existing = File.Exists(target) ? new FileInfo(target).Length : -1;
-            var keepOnDiscard = existing < 0 ? -1 : mode == FtpUploadMode.Append ? existing : offset > 0 ? Math.Min(offset, existing) : -1;
-            var stream = new FileStream(target, mode == FtpUploadMode.Append ? FileMode.Append : FileMode.OpenOrCreate,
-                FileAccess.Write, FileShare.None, 0, FileOptions.None);
-            if (mode == FtpUploadMode.Replace)
+            if (mode == FtpUploadMode.Replace && offset > Math.Max(existing, 0))
             {
-                stream.SetLength(offset);
-                stream.Seek(offset, SeekOrigin.Begin);
+                // Resuming continues what is there: a REST past the end would leave a hole (or, near 2^63, a file
+                // no file system can hold).
+                throw new ArgumentOutOfRangeException(nameof(offset), offset, $"past the end of {virtualPath} ({Math.Max(existing, 0)} bytes)");
             }
 
-            return new FtpUpload(stream, target, temporary: null, keepOnDiscard);
+            var keepOnDiscard = existing < 0 ? -1 : mode == FtpUploadMode.Append ? existing : offset > 0 ? Math.Min(offset, existing) : -1;
+            var stream = RegularFile.OpenWrite(target);
+            try
+            {
+                if (mode == FtpUploadMode.Replace)
+                {
+                    stream.SetLength(offset);
+                    stream.Seek(offset, SeekOrigin.Begin);
+                }
+                else
+                {
+                    stream.Seek(0, SeekOrigin.End);
+                }
+
+                return new FtpUpload(stream, target, temporary: null, keepOnDiscard);
+            }
+            catch
+            {
+                stream.Dispose();
+                throw;
+            }
         }
 
         var temporary = Path.Join(Path.GetDirectoryName(target), UploadPrefix + Guid.NewGuid().ToString("N"));
-        if (mode == FtpUploadMode.Append && File.Exists(target))
-        {
-            File.Copy(target, temporary); // append to a copy: the original stays whole until the commit
-        }
-
         // Synchronous writes: on Linux an "asynchronous" FileStream write is a blocking write on a pool thread
         // anyway, and the upload already runs on a task of its own; writes land in the page cache.
-        var upload = new FileStream(temporary, mode == FtpUploadMode.Append ? FileMode.Append : FileMode.CreateNew,
-            FileAccess.Write, FileShare.None, 0, FileOptions.None);
-        return new FtpUpload(upload, target, temporary, keepOnDiscard: -1);
+        var upload = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0, FileOptions.None);
+        try
+        {
+            if (mode == FtpUploadMode.Append && File.Exists(target))
+            {
+                // Append to a copy: the original stays whole until the commit (and only a regular file is copied).
+                using var original = RegularFile.OpenRead(target);
+                original.CopyTo(upload);
+            }
+
+            return new FtpUpload(upload, target, temporary, keepOnDiscard: -1);
+        }
+        catch
+        {
+            upload.Dispose();
+            File.Delete(temporary);
+            throw;
+        }
     }
 
     public void Delete(string virtualPath)
@@ -287,6 +326,9 @@ public sealed class FtpUpload(FileStream stream, string target, string? temporar
 
     private bool _committed;
     private long _unsyncedFrom = -1;
+
+    /// <summary>The file's length before this upload's first byte (the REST offset, or what an append adds to).</summary>
+    public long StartLength { get; } = stream.Position;
     private long _unsyncedBytes;
 
     /// <summary>

@@ -32,6 +32,12 @@ public sealed record FtpOptions
     /// <summary>The address PASV/EPSV advertise (NAT, Kubernetes); null: the control connection's local address.</summary>
     public IPAddress? PassiveAddress { get; init; }
 
+    /// <summary>
+    /// Passive listeners one client address may have waiting for their data connection at once, over all its
+    /// sessions; a PASV beyond it gets 425. A listener closes once its connection arrives or after <see cref="DataTimeout"/>.
+    /// </summary>
+    public int MaxPassiveListenersPerAddress { get; init; } = 10;
+
     /// <summary>How long a data connection may take to arrive or to make progress.</summary>
     public TimeSpan DataTimeout { get; init; } = TimeSpan.FromSeconds(30);
 

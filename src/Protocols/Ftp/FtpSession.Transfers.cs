@@ -38,6 +38,9 @@ internal sealed partial class FtpSession
 
         public CancellationTokenSource Cancel { get; } = new();
 
+        /// <summary>Set when the stall watch ended it: the client stopped taking the data.</summary>
+        public bool Stalled { get; set; }
+
         public Task Task { get; set; } = Task.CompletedTask;
 
         public long Bytes => Interlocked.Read(ref _bytes);
@@ -69,6 +72,18 @@ internal sealed partial class FtpSession
         }
     }
 
+    /// <summary>
+    /// The control connection has ended (the client left, the host aborted it after its grace): a transfer under way
+    /// ends now rather than when it would have finished. Safe to call from any thread.
+    /// </summary>
+    public void AbortTransfer()
+    {
+        if (_transfer is { } transfer && !transfer.Task.IsCompleted)
+        {
+            transfer.Cancel.Cancel();
+        }
+    }
+
     public async Task CancelTransferAsync()
     {
         if (_transfer is { } transfer)
@@ -93,7 +108,25 @@ internal sealed partial class FtpSession
             return;
         }
 
-        var bound = _data.ListenPassive(_local, _options);
+        IPEndPoint? bound;
+        try
+        {
+            bound = _data.ListenPassive(_local, _peer, _options, _passiveListeners);
+        }
+        catch (IOException)
+        {
+            _activity?.LimitReached(ProtocolLimitNames.PassivePorts);
+            await ReplyAsync(425, "No free passive port; try again later.");
+            return;
+        }
+
+        if (bound is null)
+        {
+            _activity?.LimitReached(ProtocolLimitNames.PassivePortsPerAddress);
+            await ReplyAsync(425, "Too many passive data connections pending from your address; try again later.");
+            return;
+        }
+
         if (extended)
         {
             await ReplyAsync(229, $"Entering Extended Passive Mode (|||{bound.Port}|).");
@@ -175,8 +208,9 @@ internal sealed partial class FtpSession
         var entries = entry.IsDirectory ? _store.List(path) : [entry];
         var now = DateTime.UtcNow;
         var text = new StringBuilder();
-        foreach (var e in entries)
+        foreach (var listed in entries)
         {
+            var e = listed with { Name = FtpReplies.Printable(listed.Name) };
             text.Append(kind switch
             {
                 FtpListKind.Long => FtpListing.ListLine(e, now),
@@ -216,6 +250,11 @@ internal sealed partial class FtpSession
         {
             // Opened before the 150, so a busy or vanished file gets a clean answer; closed by the transfer.
             file = _store.OpenRead(path, offset);
+        }
+        catch (NotARegularFileException)
+        {
+            await ReplyAsync(550, "Not a regular file: only files can be transferred.");
+            return;
         }
         catch (IOException e) when (e is not FileNotFoundException)
         {
@@ -281,6 +320,13 @@ internal sealed partial class FtpSession
             return;
         }
 
+        if (offset > 0 && offset > (_store.Stat(path)?.Size ?? 0))
+        {
+            // Resuming continues what is there; past the end would leave a hole, near 2^63 a file no disk can hold.
+            await ReplyAsync(554, $"Cannot restart at {offset}: past the end of the file.");
+            return;
+        }
+
         var binary = _binary;
         var store = _store;
         var limit = _options.MaxUploadBytes;
@@ -293,6 +339,14 @@ internal sealed partial class FtpSession
                 {
                     opened = store.BeginUpload(path, mode, offset, _options.AtomicUploads);
                 }
+                catch (NotARegularFileException)
+                {
+                    return (550, "Not a regular file: only files can be written.");
+                }
+                catch (ArgumentOutOfRangeException)
+                {
+                    return (554, $"Cannot restart at {offset}: past the end of the file.");
+                }
                 catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException && !IsDiskFull(e))
                 {
                     return (450, "File busy (being read or written); try again later.");
@@ -302,7 +356,13 @@ internal sealed partial class FtpSession
                 using var receiver = data.Receiver(BufferBytes, timeout, cancellationToken);
                 var buffer = new byte[BufferBytes];
                 var pendingCarriageReturn = false;
-                long total = 0;
+                var total = upload.StartLength; // the limit is on the file's size, so a REST or an append counts what is there
+                if (limit > 0 && total > limit)
+                {
+                    await upload.DiscardAsync();
+                    return (552, $"The file would be over the limit of {limit} bytes; nothing written.");
+                }
+
                 int read;
                 while ((read = await receiver.ReceiveAsync(buffer)) > 0)
                 {
@@ -413,35 +473,87 @@ internal sealed partial class FtpSession
         }
 
         (int Code, string Text) result;
+        using var watching = new CancellationTokenSource();
+        var watch = transfer.Direction == Transmit ? WatchForStallAsync(data, transfer, _options.DataTimeout, watching.Token) : Task.CompletedTask;
         try
         {
             using var abort = cancel.Register(static d => ((FtpDataConnection)d!).Abort(), data);
             result = await body(data, transfer, cancel);
             try
             {
-                await data.CloseAsync();
+                await data.CloseAsync(_options.DataTimeout);
             }
-            catch (Exception e) when (transfer.Direction == Receive && e is IOException or SocketException or ObjectDisposedException)
+            catch (Exception e) when (transfer.Direction == Receive && e is IOException or SocketException or ObjectDisposedException or TimeoutException)
             {
                 // An upload's client may close as soon as it has sent everything (curl does, right after its
                 // close_notify): our goodbye then meets a closed socket. The upload was complete and is kept.
             }
         }
-        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or ObjectDisposedException)
+        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or ObjectDisposedException or TimeoutException)
         {
-            result = (426, cancel.IsCancellationRequested ? "Transfer aborted." : "Connection closed; transfer aborted.");
+            result = transfer.Stalled
+                ? (426, $"Data connection stalled: nothing taken for {_options.DataTimeout.TotalSeconds:0.#} s; transfer aborted.")
+                : (426, cancel.IsCancellationRequested ? "Transfer aborted." : "Connection closed; transfer aborted.");
         }
-        catch (Exception e) when (e is UnauthorizedAccessException)
+        catch (UnauthorizedAccessException)
         {
             result = (550, "Permission denied.");
         }
+        catch (Exception e)
+        {
+            // Anything else is our fault, not the client's: it still gets its final reply, and the host logs it.
+            _activity?.Faulted(transfer.Direction, e);
+            result = (451, "Requested action aborted: local error in processing.");
+        }
         finally
         {
+            await watching.CancelAsync();
+            await watch;
             await data.DisposeAsync();
+            if (resource is not null)
+            {
+                await resource.DisposeAsync(); // the body's own using has closed it already, unless it never ran
+            }
         }
 
         _activity?.TransferEnded(transfer.Direction, transfer.Bytes, result.Code < 400 ? ProtocolOutcomes.Ok : result.Code.ToString(CultureInfo.InvariantCulture));
         await ReplyQuietlyAsync(result.Code, result.Text);
+    }
+
+    /// <summary>
+    /// Ends a download (or listing) the client has stopped taking: no byte acknowledged for the data timeout
+    /// (vsftpd's data_connection_timeout). A send blocked on a full socket buffer — one sendfile may run for
+    /// minutes — is otherwise cancelled only by ABOR, and the open file would stay open with it.
+    /// </summary>
+    private static async Task WatchForStallAsync(FtpDataConnection data, Transfer transfer, TimeSpan timeout, CancellationToken done)
+    {
+        using var ticks = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Clamp(timeout.TotalMilliseconds / 4, 50, 1000)));
+        var last = long.MinValue;
+        var lastMoved = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            while (await ticks.WaitForNextTickAsync(done))
+            {
+                // Acknowledged bytes where the kernel tells them; otherwise the bytes handed to completed sends.
+                var acknowledged = data.AcknowledgedBytes();
+                var progress = acknowledged >= 0 ? acknowledged : transfer.Bytes;
+                if (progress != last)
+                {
+                    last = progress;
+                    lastMoved = System.Diagnostics.Stopwatch.GetTimestamp();
+                }
+                else if (System.Diagnostics.Stopwatch.GetElapsedTime(lastMoved) >= timeout)
+                {
+                    transfer.Stalled = true;
+                    await transfer.Cancel.CancelAsync();
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The transfer ended first.
+        }
     }
 
     /// <summary>A reply for a connection that may be gone already (a transfer's end, an idle timeout).</summary>

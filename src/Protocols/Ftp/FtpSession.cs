@@ -17,6 +17,7 @@ internal sealed partial class FtpSession : IAsyncDisposable
 
     private readonly FtpOptions _options;
     private readonly FtpLoginGuard _guard;
+    private readonly FtpPassiveListeners _passiveListeners;
     private readonly IProtocolActivityFeature? _activity;
     private PipeWriter _output; // the transport's, or TLS's after AUTH TLS
     private readonly SemaphoreSlim _replyLock = new(1, 1);
@@ -36,10 +37,11 @@ internal sealed partial class FtpSession : IAsyncDisposable
     private int _loginFailures;
     private int _lastReplyCode;
 
-    public FtpSession(ConnectionContext connection, FtpOptions options, FtpLoginGuard guard)
+    public FtpSession(ConnectionContext connection, FtpOptions options, FtpLoginGuard guard, FtpPassiveListeners passiveListeners)
     {
         _options = options;
         _guard = guard;
+        _passiveListeners = passiveListeners;
         _activity = connection.Features.Get<IProtocolActivityFeature>();
         _output = connection.Transport.Output;
         _peer = FtpDataChannel.Canonical((connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.Loopback);
@@ -67,7 +69,8 @@ internal sealed partial class FtpSession : IAsyncDisposable
 
     private delegate Task CommandHandler(FtpSession session, FtpCommand command);
 
-    private sealed record CommandSpec(CommandHandler Run, bool NeedsLogin = true, bool NeedsArgument = false, bool Writes = false);
+    /// <param name="Names">The argument names something the command creates (a file, a directory, a new name).</param>
+    private sealed record CommandSpec(CommandHandler Run, bool NeedsLogin = true, bool NeedsArgument = false, bool Writes = false, bool Names = false);
 
     public async Task ExecuteAsync(FtpCommand command)
     {
@@ -110,6 +113,11 @@ internal sealed partial class FtpSession : IAsyncDisposable
         {
             await ReplyAsync(550, "Permission denied: this account is read-only.");
         }
+        else if (spec.Names && FtpReplies.HasControlCharacters(command.Argument))
+        {
+            // A CR in a name would forge lines in a raw LIST, and an escape sequence would reach terminals.
+            await ReplyAsync(553, "File name not allowed: it has control characters.");
+        }
         else
         {
             try
@@ -119,6 +127,13 @@ internal sealed partial class FtpSession : IAsyncDisposable
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 await ReplyFileErrorAsync(e);
+            }
+            catch (Exception e) when (e is not OperationCanceledException and not Microsoft.AspNetCore.Connections.ConnectionResetException
+                                       and not Microsoft.AspNetCore.Connections.ConnectionAbortedException and not ObjectDisposedException)
+            {
+                // Our fault, not the client's: it still gets an answer and keeps its session; the host logs the fault.
+                _activity?.Faulted(command.Verb.ToString().ToLowerInvariant(), e);
+                await ReplyAsync(451, "Requested action aborted: local error in processing.");
             }
         }
 
@@ -209,11 +224,11 @@ internal sealed partial class FtpSession : IAsyncDisposable
         [FtpVerb.Pwd] = new((s, _) => s.ReplyAsync(257, $"{FtpPath.Quote(s._cwd)} is the current directory.")),
         [FtpVerb.Cwd] = new((s, c) => s.ChangeDirectoryAsync(c.Argument)),
         [FtpVerb.Cdup] = new((s, _) => s.ChangeDirectoryAsync("..")),
-        [FtpVerb.Mkd] = new((s, c) => s.MakeDirectoryAsync(c), NeedsArgument: true, Writes: true),
+        [FtpVerb.Mkd] = new((s, c) => s.MakeDirectoryAsync(c), NeedsArgument: true, Writes: true, Names: true),
         [FtpVerb.Rmd] = new((s, c) => s.RemoveDirectoryAsync(c), NeedsArgument: true, Writes: true),
         [FtpVerb.Dele] = new((s, c) => s.DeleteAsync(c), NeedsArgument: true, Writes: true),
         [FtpVerb.Rnfr] = new((s, c) => s.RenameFromAsync(c), NeedsArgument: true, Writes: true),
-        [FtpVerb.Rnto] = new((s, c) => s.RenameToAsync(c), NeedsArgument: true, Writes: true),
+        [FtpVerb.Rnto] = new((s, c) => s.RenameToAsync(c), NeedsArgument: true, Writes: true, Names: true),
         [FtpVerb.Size] = new((s, c) => s.SizeAsync(c), NeedsArgument: true),
         [FtpVerb.Mdtm] = new((s, c) => s.ModifiedTimeAsync(c), NeedsArgument: true),
         [FtpVerb.Mfmt] = new((s, c) => s.SetModifiedTimeAsync(c), NeedsArgument: true, Writes: true),
@@ -227,8 +242,8 @@ internal sealed partial class FtpSession : IAsyncDisposable
         [FtpVerb.Nlst] = new((s, c) => s.ListAsync(c, FtpListKind.Names)),
         [FtpVerb.Mlsd] = new((s, c) => s.ListAsync(c, FtpListKind.Facts)),
         [FtpVerb.Retr] = new((s, c) => s.RetrieveAsync(c), NeedsArgument: true),
-        [FtpVerb.Stor] = new((s, c) => s.StoreAsync(c, FtpUploadMode.Replace), NeedsArgument: true, Writes: true),
-        [FtpVerb.Appe] = new((s, c) => s.StoreAsync(c, FtpUploadMode.Append), NeedsArgument: true, Writes: true),
+        [FtpVerb.Stor] = new((s, c) => s.StoreAsync(c, FtpUploadMode.Replace), NeedsArgument: true, Writes: true, Names: true),
+        [FtpVerb.Appe] = new((s, c) => s.StoreAsync(c, FtpUploadMode.Append), NeedsArgument: true, Writes: true, Names: true),
         [FtpVerb.Stou] = new((s, c) => s.StoreUniqueAsync(), Writes: true),
         [FtpVerb.Abor] = new((s, _) => s.ReplyAsync(226, "No transfer to abort.")),
     };
