@@ -153,7 +153,7 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     {
         var offset = query.Offset ?? 0;
         var limit = query.Limit ?? ConnectionQuery.DefaultLimit;
-        var each = query with { Offset = 0, Limit = Math.Min(offset + limit, int.MaxValue) };
+        var each = query with { Offset = 0, Limit = (int)Math.Min((long)offset + limit, int.MaxValue) };
         var asked = LiveSlots.Select(slot => (slot.Index, Answer: RequestAsync(slot, new ControlMessage(ControlMessage.List) { Query = each }))).ToArray();
         var pages = new List<ConnectionPage> { local(each) };
         var unanswered = new List<int>();

@@ -1,0 +1,123 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+
+namespace Gateway.Tests;
+
+/// <summary>
+/// The admin endpoint against hostile input, on real gateway processes: query values at and past their limits
+/// (in the gateway and on the prefork pool), a listing deeper than one control frame, a close reason carrying
+/// control characters, and the requests a web page in the operator's browser can make (another Host, another
+/// Origin). Each test starts and stops its own gateway.
+/// </summary>
+public sealed class AdminHardeningTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+
+    private static string[] Args(bool prefork, params string[] more) => prefork
+        ? [.. GatewayProcess.LoopbackArgs, "--Gateway:Listeners:Echo:Model=prefork", "--Gateway:Workers:Count=2", .. more]
+        : [.. GatewayProcess.LoopbackArgs, .. more];
+
+    /// <summary>One request with the headers a browser would add; the status, media type and body as they came.</summary>
+    private static async Task<(int Status, string? MediaType, string Body)> SendAsync(
+        AdminApi admin, HttpMethod method, string path, string? host = null, string? origin = null)
+    {
+        using var request = new HttpRequestMessage(method, new Uri(path, UriKind.Relative));
+        if (host is not null)
+        {
+            request.Headers.Host = host;
+        }
+
+        if (origin is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Origin", origin);
+        }
+
+        using var response = await admin.Http.SendAsync(request);
+        return ((int)response.StatusCode, response.Content.Headers.ContentType?.MediaType, await response.Content.ReadAsStringAsync());
+    }
+
+    private static async Task AssertProblemAsync(AdminApi admin, int status, HttpMethod method, string path, string? host = null, string? origin = null)
+    {
+        var (got, mediaType, body) = await SendAsync(admin, method, path, host, origin);
+        var what = $"{method} {path} (Host {host ?? "as sent"}, Origin {origin ?? "none"})";
+        Assert.True(got == status, $"{what}: {got}, not {status}: {body}");
+        Assert.True(mediaType == "application/problem+json", $"{what}: {mediaType}, not a problem document: {body}");
+        Assert.Equal(status, JsonDocument.Parse(body).RootElement.GetProperty("status").GetInt32());
+    }
+
+    private static async Task<JsonElement> PageAsync(AdminApi admin, string query)
+    {
+        var (status, _, body) = await SendAsync(admin, HttpMethod.Get, $"/admin/connections?{query}");
+        Assert.True(status == 200, $"GET /admin/connections?{query}: {status}, not 200: {body}");
+        return JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ListingValuesOutOfRangeAre400ProblemsAnOffsetPastTheEndIsAnEmptyPageAndNothingIs500(bool prefork)
+    {
+        await using var gateway = await GatewayProcess.StartAsync(Args(prefork));
+        using var admin = new AdminApi(gateway);
+        var echoes = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                echoes.Add(await TcpClients.ConnectAsync(gateway.Echo));
+            }
+
+            await admin.WaitForAsync("/admin/connections?protocol=echo", page => page.Num("total") == 3, Patience);
+
+            // Past the end, however far (offset + limit beyond int.MaxValue included): every match counted, none listed.
+            foreach (var query in (string[])["offset=2147483647", "offset=2147483647&limit=1000", "offset=2147482648&limit=1000",
+                "offset=2147483647&sort=-bytesIn&limit=1", "offset=3&protocol=echo", "offset=1000000&sort=remote"])
+            {
+                var page = await PageAsync(admin, query);
+                Assert.True(page.Num("total") == 3 && !page.Items().Any(), $"{query}: {page}");
+                Assert.Empty(page.GetProperty("unansweredWorkers").EnumerateArray());
+            }
+
+            // Out of range, not a number, an unknown name: a 400 problem document, as for the rest of the API.
+            foreach (var query in (string[])[
+                "offset=-1", "offset=-2147483648", "offset=2147483648", "offset=99999999999999999999", "offset=1e3", "offset=abc",
+                "limit=0", "limit=-1", "limit=1001", "limit=2147483647", "limit=2147483648", "limit=1.0",
+                "minIdleSeconds=-1", "minIdleSeconds=NaN", "minIdleSeconds=Infinity", "minIdleSeconds=-Infinity", "minIdleSeconds=1e400", "minIdleSeconds=x",
+                "sort=color", "sort=-bytes", $"sort={new string('s', 4000)}",
+                "protocol=smtp", $"protocol={new string('p', 4000)}", "model=fork", "model=kestrel%00"])
+            {
+                await AssertProblemAsync(admin, 400, HttpMethod.Get, $"/admin/connections?{query}");
+            }
+
+            foreach (var query in (string[])["seconds=0", "seconds=-1", "seconds=301", "seconds=2147483648", "seconds=NaN", "seconds=1.5"])
+            {
+                await AssertProblemAsync(admin, 400, HttpMethod.Get, $"/admin/stats?{query}");
+            }
+
+            // Large but in range, and names in any case: answered.
+            Assert.Equal(0, (await PageAsync(admin, "minIdleSeconds=1e300")).Num("total"));
+            Assert.Equal(3, (await PageAsync(admin, "protocol=ECHO&limit=1000&offset=0")).Num("total"));
+            Assert.Equal(0, (await PageAsync(admin, $"remote={new string('1', 4000)}")).Num("total"));
+            Assert.Equal(3, (await PageAsync(admin, $"model={(prefork ? "prefork" : "kestrel")}&protocol=echo")).Num("total"));
+
+            // Ids that are not ids: 404 problems (a worker index past int, a huge one, a sign, a long one).
+            foreach (var id in (string[])["w2147483647-1", "w99999999999-1", "w-1-1", "w1-", new string('w', 4000)])
+            {
+                await AssertProblemAsync(admin, 404, HttpMethod.Get, $"/admin/connections/{id}");
+                await AssertProblemAsync(admin, 404, HttpMethod.Delete, $"/admin/connections/{id}");
+            }
+
+            // After all that the listing is whole: every process still answers (a worker's failed answer once left
+            // it deaf to every later request).
+            var after = await PageAsync(admin, "protocol=echo&sort=-age");
+            Assert.True(after.Num("total") == 3 && after.Items().Count() == 3, after.ToString());
+            Assert.Empty(after.GetProperty("unansweredWorkers").EnumerateArray());
+            Assert.DoesNotContain("unhandled exception", gateway.Output, StringComparison.OrdinalIgnoreCase);
+        }
+        finally
+        {
+            echoes.ForEach(s => s.Dispose());
+        }
+    }
+}
