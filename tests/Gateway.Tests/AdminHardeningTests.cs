@@ -120,4 +120,64 @@ public sealed class AdminHardeningTests
             echoes.ForEach(s => s.Dispose());
         }
     }
+
+    [Fact]
+    public async Task APreforkListingDeeperThanOneControlFrameIsAnsweredWholeAndTheWorkerServesOn()
+    {
+        // ~385 bytes a snapshot: 3,500 connections of one worker are more than the 1 MiB a control frame may carry.
+        const int Count = 3500;
+        await using var gateway = await GatewayProcess.StartAsync(
+            [.. GatewayProcess.LoopbackArgs, "--Gateway:Listeners:Echo:Model=prefork", "--Gateway:Workers:Count=1"]);
+        using var admin = new AdminApi(gateway);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var echoes = new Socket?[Count];
+        using var connecting = new SemaphoreSlim(64);
+        try
+        {
+            var worker = (await admin.GetJsonAsync("/admin/workers"))[0];
+            await Task.WhenAll(Enumerable.Range(0, Count).Select(async i =>
+            {
+                await connecting.WaitAsync(timeout.Token);
+                try
+                {
+                    echoes[i] = await TcpClients.ConnectAsync(gateway.Echo, IPAddress.Parse($"127.0.0.{2 + (i % 4)}"), timeout.Token);
+                }
+                finally
+                {
+                    connecting.Release();
+                }
+            }));
+            await admin.WaitForAsync("/admin/connections?limit=1", page => page.Num("total") == Count, TimeSpan.FromMinutes(2));
+
+            var deep = await PageAsync(admin, $"offset={Count - 50}&limit=100&sort=remote");
+            Assert.True(deep.Num("total") == Count && deep.Items().Count() == 50, $"total {deep.Num("total")}, {deep.Items().Count()} items, unanswered {deep.GetProperty("unansweredWorkers")}");
+            var remotes = deep.Items().Select(c => c.Str("remote")).ToList();
+            Assert.Equal(remotes.Order(StringComparer.Ordinal), remotes);
+            var past = await PageAsync(admin, "offset=2147483647");
+            Assert.True(past.Num("total") == Count && !past.Items().Any(), past.ToString());
+
+            // The same worker process, never restarted, still holds and serves every connection.
+            var now = (await admin.GetJsonAsync("/admin/workers"))[0];
+            Assert.Equal((worker.Num("pid"), 0L), (now.Num("pid"), now.Num("restarts")));
+            Assert.Equal(Count, (await PageAsync(admin, "limit=1")).Num("total"));
+            var first = echoes[0]!;
+            await first.SendAsync("ping"u8.ToArray(), SocketFlags.None);
+            var buffer = new byte[4];
+            for (var got = 0; got < 4;)
+            {
+                var n = await first.ReceiveAsync(buffer.AsMemory(got), SocketFlags.None, timeout.Token);
+                Assert.True(n > 0, "the worker closed the first connection");
+                got += n;
+            }
+
+            Assert.Equal("ping"u8.ToArray(), buffer);
+        }
+        finally
+        {
+            foreach (var socket in echoes)
+            {
+                socket?.Dispose();
+            }
+        }
+    }
 }

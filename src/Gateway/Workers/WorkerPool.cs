@@ -207,13 +207,13 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
         }
 
         var id = Interlocked.Increment(ref _lastRequestId);
-        var answer = new TaskCompletionSource<ControlMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answer = new ControlAnswer();
         slot.Pending[id] = answer;
         try
         {
             using var timeout = new CancellationTokenSource(AnswerTimeout);
             await channel.SendAsync(request with { RequestId = id }, timeout.Token);
-            return await answer.Task.WaitAsync(timeout.Token);
+            return await answer.Whole.WaitAsync(timeout.Token);
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException or InvalidOperationException)
         {
@@ -691,9 +691,13 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
             while (await channel.ReadAsync() is { } message)
             {
                 slot.LastHeartbeatTick = Environment.TickCount64;
-                if (message.RequestId is { } answered && slot.Pending.TryRemove(answered, out var waiting))
+                if (message.RequestId is { } answered && slot.Pending.TryGetValue(answered, out var waiting))
                 {
-                    waiting.TrySetResult(message);
+                    if (waiting.Add(message))
+                    {
+                        slot.Pending.TryRemove(answered, out _);
+                    }
+
                     continue;
                 }
 
