@@ -180,4 +180,36 @@ public sealed class AdminHardeningTests
             }
         }
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ACloseReasonReachesTheLogAsOnePrintableBoundedLine(bool prefork)
+    {
+        await using var gateway = await GatewayProcess.StartAsync(Args(prefork));
+        using var admin = new AdminApi(gateway);
+        using var echo = await TcpClients.ConnectAsync(gateway.Echo);
+        var remote = echo.LocalEndPoint!.ToString()!;
+        var id = (await admin.WaitForAsync($"/admin/connections?remote={remote}", page => page.Num("total") == 1, Patience)).Items().Single().Str("id");
+
+        const string Forged = "12:00:00 crit: Gateway.Admin[1] forged: the API key is hunter2";
+        var reason = "maintenance\r\n" + Forged + "\u001b[2J\u001b]0;owned\u0007 \u009b31m" + new string('x', 5000);
+        var (status, _, body) = await SendAsync(admin, HttpMethod.Delete, $"/admin/connections/{id}?reason={Uri.EscapeDataString(reason)}");
+        Assert.True(status == 202, $"DELETE: {status} {body}");
+        var answered = JsonDocument.Parse(body).RootElement.Str("reason");
+        Assert.True(answered.Length <= 200, $"the reason answered is {answered.Length} characters long");
+        Assert.DoesNotContain(answered, c => char.IsControl(c));
+        Assert.StartsWith("maintenance  12:00:00 crit: Gateway.Admin[1] forged", answered, StringComparison.Ordinal);
+
+        Assert.True(await gateway.LogsAsync("by admin request: maintenance", Patience), gateway.Output);
+        Assert.Equal(0, await TcpClients.ReadUntilClosedAsync(echo, Patience));
+        var output = gateway.Output;
+        Assert.DoesNotContain(output.Split('\n'), line => line.StartsWith(Forged, StringComparison.Ordinal));
+        Assert.DoesNotContain('\u001b', output);
+        Assert.DoesNotContain('\u0007', output);
+        Assert.DoesNotContain('\u009b', output);
+        var logged = output.Split('\n').Single(line => line.Contains("by admin request: maintenance", StringComparison.Ordinal));
+        Assert.Contains("maintenance  12:00:00 crit: Gateway.Admin[1] forged: the API key is hunter2?[2J?]0;owned? ?31mxxx", logged, StringComparison.Ordinal);
+        Assert.True(logged.Length < 200 + 200, $"the logged line is {logged.Length} characters long: {logged}");
+    }
 }

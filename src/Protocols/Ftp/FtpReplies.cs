@@ -10,10 +10,6 @@ namespace Gateway.Protocols.Ftp;
 /// </summary>
 public static class FtpReplies
 {
-    // C0 but tab, DEL and C1: never sent in a reply (see OneLine).
-    private static readonly SearchValues<char> ControlCharacters = SearchValues.Create(
-        Enumerable.Range(0, 0x20).Where(c => c != '\t').Concat(Enumerable.Range(0x7F, 0x21)).Select(c => (char)c).ToArray());
-
     public static void Write(IBufferWriter<byte> output, int code, string text)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -34,26 +30,10 @@ public static class FtpReplies
     }
 
     /// <summary>
-    /// Reply text as one printable line: CR and LF become spaces, other control characters (C0 but tab, DEL, C1)
-    /// become '?'. Replies echo client input (an unknown verb, a file name), and a terminal printing them must
-    /// not receive escape sequences.
+    /// Reply text as one printable line (<see cref="PrintableText.OneLine"/>): replies echo client input (an
+    /// unknown verb, a file name), and a terminal printing them must not receive escape sequences.
     /// </summary>
-    internal static string OneLine(string text)
-    {
-        if (!text.AsSpan().ContainsAny(ControlCharacters))
-        {
-            return text;
-        }
-
-        return string.Create(text.Length, text, static (chars, source) =>
-        {
-            for (var i = 0; i < source.Length; i++)
-            {
-                var c = source[i];
-                chars[i] = c is '\r' or '\n' ? ' ' : ControlCharacters.Contains(c) ? '?' : c;
-            }
-        });
-    }
+    private static string OneLine(string text) => PrintableText.OneLine(text);
 
     private static void WriteLine(IBufferWriter<byte> output, string line)
     {
