@@ -29,4 +29,18 @@ public static class PrintableText
             }
         });
     }
+
+    /// <summary><see cref="OneLine(string)"/>, at most <paramref name="maxLength"/> characters: a longer text is cut, and ends in '…'.</summary>
+    public static string OneLine(string text, int maxLength)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxLength, 2);
+        if (text.Length > maxLength)
+        {
+            var cut = char.IsHighSurrogate(text[maxLength - 2]) ? maxLength - 2 : maxLength - 1; // never half a pair
+            text = string.Concat(text.AsSpan(0, cut), "…");
+        }
+
+        return OneLine(text);
+    }
 }

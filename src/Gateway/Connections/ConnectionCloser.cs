@@ -23,14 +23,8 @@ public sealed partial class ConnectionCloser(ConnectionRegistry registry, Gatewa
     /// </summary>
     public static string ReasonOrDefault(string? reason)
     {
-        var line = PrintableText.OneLine(reason ?? "").Trim();
-        if (line.Length <= MaxReasonLength)
-        {
-            return line.Length == 0 ? "no reason given" : line;
-        }
-
-        var cut = char.IsHighSurrogate(line[MaxReasonLength - 2]) ? MaxReasonLength - 2 : MaxReasonLength - 1;
-        return string.Concat(line.AsSpan(0, cut), "…");
+        var line = PrintableText.OneLine(reason?.Trim() ?? "", MaxReasonLength);
+        return line.Length == 0 ? "no reason given" : line;
     }
 
     /// <summary>False when there is no open connection by that id.</summary>
