@@ -35,6 +35,7 @@ if (builder is null)
 builder.AddGateway(options, endpoints);
 
 var app = builder.Build();
+app.UseCrossOriginProtection();
 app.UseProblemStatusPages();
 app.UseAdminOpenApi();
 app.MapHealthEndpoints();

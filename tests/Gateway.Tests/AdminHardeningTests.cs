@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
@@ -12,6 +13,7 @@ namespace Gateway.Tests;
 /// </summary>
 public sealed class AdminHardeningTests
 {
+    private const string Key = "hardening-admin-key-51c2";
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
 
     private static string[] Args(bool prefork, params string[] more) => prefork
@@ -211,5 +213,105 @@ public sealed class AdminHardeningTests
         var logged = output.Split('\n').Single(line => line.Contains("by admin request: maintenance", StringComparison.Ordinal));
         Assert.Contains("maintenance  12:00:00 crit: Gateway.Admin[1] forged: the API key is hunter2?[2J?]0;owned? ?31mxxx", logged, StringComparison.Ordinal);
         Assert.True(logged.Length < 200 + 200, $"the logged line is {logged.Length} characters long: {logged}");
+    }
+
+    [Fact]
+    public async Task WithoutAKeyOnLoopbackOnlyLoopbackHostNamesAreServed()
+    {
+        await using var gateway = await GatewayProcess.StartAsync();
+        using var admin = new AdminApi(gateway);
+        var port = gateway.Admin.Port;
+
+        // A DNS-rebinding page reaches 127.0.0.1 under its own name: refused on every path of the endpoint.
+        foreach (var host in (string[])["evil.example", $"evil.example:{port}", $"127.0.0.1.nip.io:{port}", $"localhost.evil.example:{port}", $"10.0.0.1:{port}"])
+        {
+            foreach (var path in (string[])["/admin/connections", "/admin/workers", "/metrics", "/admin/ui/", "/swagger/v1/swagger.json", "/healthz", "/no-such-path"])
+            {
+                await AssertProblemAsync(admin, 421, HttpMethod.Get, path, host);
+            }
+
+            await AssertProblemAsync(admin, 421, HttpMethod.Delete, "/admin/connections/1", host);
+        }
+
+        // Loopback names, with a port or without, in any case: served.
+        foreach (var host in (string[])["localhost", $"localhost:{port}", $"LocalHost:{port}", $"127.0.0.1:{port}", "127.0.0.1", $"127.8.9.10:{port}", $"[::1]:{port}", "[::1]"])
+        {
+            var (status, _, body) = await SendAsync(admin, HttpMethod.Get, "/admin/connections", host);
+            Assert.True(status == 200, $"Host {host}: {status} {body}");
+        }
+
+        // curl, as an operator types it, and with a foreign Host.
+        Assert.Equal("200", await CurlStatusAsync($"{gateway.Admin}admin/connections"));
+        Assert.Equal("421", await CurlStatusAsync($"{gateway.Admin}admin/connections", "-H", "Host: evil.example"));
+        Assert.True(await gateway.LogsAsync("not a loopback name", Patience), gateway.Output);
+    }
+
+    [Fact]
+    public async Task WithoutAKeyACloseFromAnotherOriginIsRefusedAndOneFromTheAdminOriginOrWithoutOriginIsDone()
+    {
+        await using var gateway = await GatewayProcess.StartAsync();
+        using var admin = new AdminApi(gateway);
+        var own = $"http://127.0.0.1:{gateway.Admin.Port}";
+        using var first = await TcpClients.ConnectAsync(gateway.Echo);
+        using var second = await TcpClients.ConnectAsync(gateway.Echo);
+        using var third = await TcpClients.ConnectAsync(gateway.Echo);
+        var ids = new List<string>();
+        foreach (var socket in (Socket[])[first, second, third])
+        {
+            var page = await admin.WaitForAsync($"/admin/connections?remote={socket.LocalEndPoint}", p => p.Num("total") == 1, Patience);
+            ids.Add(page.Items().Single().Str("id"));
+        }
+
+        foreach (var origin in (string[])["http://evil.example", $"http://evil.example:{gateway.Admin.Port}", "null", $"ftp://127.0.0.1:{gateway.Admin.Port}", $"http://127.0.0.1:{gateway.Admin.Port}, http://evil.example",
+            "http://127.0.0.1", $"http://localhost:{gateway.Admin.Port + 1}", "not a url"])
+        {
+            await AssertProblemAsync(admin, 403, HttpMethod.Delete, $"/admin/connections/{ids[0]}?reason=csrf", origin: origin);
+            await AssertProblemAsync(admin, 403, HttpMethod.Post, "/admin/connections", origin: origin);
+            await AssertProblemAsync(admin, 403, HttpMethod.Put, $"/admin/connections/{ids[0]}", origin: origin);
+            await AssertProblemAsync(admin, 403, HttpMethod.Patch, $"/admin/connections/{ids[0]}", origin: origin);
+        }
+
+        // Reading is not changing: a GET with a foreign Origin is answered (without CORS headers the page cannot read it).
+        Assert.Equal(200, (await SendAsync(admin, HttpMethod.Get, "/admin/connections", origin: "http://evil.example")).Status);
+        Assert.Equal("open", (await admin.GetJsonAsync($"/admin/connections/{ids[0]}")).Str("state"));
+
+        // The dashboard's own fetch (same origin, by either loopback name) and curl (no Origin) close.
+        Assert.Equal(202, (await SendAsync(admin, HttpMethod.Delete, $"/admin/connections/{ids[0]}", origin: own)).Status);
+        Assert.Equal(202, (await SendAsync(admin, HttpMethod.Delete, $"/admin/connections/{ids[1]}", $"localhost:{gateway.Admin.Port}", $"http://localhost:{gateway.Admin.Port}")).Status);
+        Assert.Equal("202", await CurlStatusAsync($"{gateway.Admin}admin/connections/{ids[2]}", "-X", "DELETE"));
+        foreach (var socket in (Socket[])[first, second, third])
+        {
+            Assert.Equal(0, await TcpClients.ReadUntilClosedAsync(socket, Patience));
+        }
+    }
+
+    [Fact]
+    public async Task WithAKeyAnyHostIsServedButACloseFromAnotherOriginIsStillRefused()
+    {
+        await using var gateway = await GatewayProcess.StartAsync([.. GatewayProcess.LoopbackArgs, $"--Gateway:Admin:ApiKey={Key}"]);
+        using var admin = new AdminApi(gateway, Key);
+        using var echo = await TcpClients.ConnectAsync(gateway.Echo);
+        var id = (await admin.WaitForAsync($"/admin/connections?remote={echo.LocalEndPoint}", p => p.Num("total") == 1, Patience)).Items().Single().Str("id");
+
+        // The key is the protection: any Host is served to whoever has it (a proxy, a port-forward by name).
+        Assert.Equal(200, (await SendAsync(admin, HttpMethod.Get, "/admin/connections", "gateway.internal:8080")).Status);
+        await AssertProblemAsync(admin, 403, HttpMethod.Delete, $"/admin/connections/{id}", origin: "http://evil.example");
+        Assert.Equal("open", (await admin.GetJsonAsync($"/admin/connections/{id}")).Str("state"));
+        Assert.Equal(202, (await SendAsync(admin, HttpMethod.Delete, $"/admin/connections/{id}")).Status);
+        Assert.Equal(0, await TcpClients.ReadUntilClosedAsync(echo, Patience));
+    }
+
+    /// <summary>curl's status code for a request (curl sends no Origin).</summary>
+    private static async Task<string> CurlStatusAsync(string url, params string[] options)
+    {
+        var start = new ProcessStartInfo("curl") { UseShellExecute = false };
+        foreach (var argument in (string[])["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30", .. options, url])
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        var (code, stdout, stderr) = await GatewayProcess.RunToExitAsync(start);
+        Assert.True(code == 0, $"curl {url}: exit {code} {stderr}");
+        return stdout.Trim();
     }
 }
