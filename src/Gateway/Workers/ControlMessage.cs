@@ -13,8 +13,8 @@ namespace Gateway.Workers;
 /// Worker → supervisor: <c>hello</c> (index, pid, token), <c>ready</c>, <c>heartbeat</c> (connections, counters, metric deltas).
 /// Supervisor → worker: <c>sockets</c> (listeners; the descriptors travel with this frame as SCM_RIGHTS),
 /// <c>drain</c>. Requests the worker answers with the same <see cref="RequestId"/>: <c>list</c> (query) →
-/// <c>page</c> (in parts when it is bigger than one frame, see <see cref="More"/>); <c>get</c> (id) → <c>connection</c> (null when it has no such connection); <c>close</c> (id,
-/// reason) → <c>closing</c> (found, grace).
+/// <c>page</c> (in parts when it is bigger than one frame, see <see cref="More"/>); <c>get</c> (id) →
+/// <c>connection</c> (null when it has no such connection); <c>close</c> (id, reason) → <c>closing</c> (found, grace).
 /// </remarks>
 internal sealed record ControlMessage(string Type)
 {

@@ -13,27 +13,22 @@ public static class FtpReplies
     public static void Write(IBufferWriter<byte> output, int code, string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        // One reply never spans lines unless asked to, nor carries a control character (OneLine).
-        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code} {OneLine(text)}"));
+        // One reply never spans lines unless asked to, nor carries a control character: replies echo client input
+        // (an unknown verb, a file name), and a terminal printing them must not receive escape sequences.
+        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code} {PrintableText.OneLine(text)}"));
     }
 
     public static void WriteMultiline(IBufferWriter<byte> output, int code, string first, IEnumerable<string> lines, string last)
     {
         ArgumentNullException.ThrowIfNull(lines);
-        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code}-{OneLine(first)}"));
+        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code}-{PrintableText.OneLine(first)}"));
         foreach (var line in lines)
         {
-            WriteLine(output, " " + OneLine(line));
+            WriteLine(output, " " + PrintableText.OneLine(line));
         }
 
-        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code} {OneLine(last)}"));
+        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code} {PrintableText.OneLine(last)}"));
     }
-
-    /// <summary>
-    /// Reply text as one printable line (<see cref="PrintableText.OneLine"/>): replies echo client input (an
-    /// unknown verb, a file name), and a terminal printing them must not receive escape sequences.
-    /// </summary>
-    private static string OneLine(string text) => PrintableText.OneLine(text);
 
     private static void WriteLine(IBufferWriter<byte> output, string line)
     {
