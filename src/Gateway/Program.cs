@@ -35,6 +35,8 @@ if (builder is null)
 builder.AddGateway(options, endpoints);
 
 var app = builder.Build();
+app.UseCrossOriginProtection();
+app.UseProblemStatusPages();
 app.UseAdminOpenApi();
 app.MapHealthEndpoints();
 app.MapAdminEndpoints();

@@ -1,4 +1,5 @@
 using Gateway.Listeners;
+using Gateway.Protocols;
 using Gateway.Telemetry;
 
 namespace Gateway.Connections;
@@ -12,7 +13,19 @@ public sealed partial class ConnectionCloser(ConnectionRegistry registry, Gatewa
 {
     public TimeSpan Grace => TimeSpan.FromSeconds(options.CloseGraceSeconds);
 
-    public static string ReasonOrDefault(string? reason) => string.IsNullOrWhiteSpace(reason) ? "no reason given" : reason.Trim();
+    /// <summary>A reason is logged and answered, and passed on to a worker: at most this many characters.</summary>
+    public const int MaxReasonLength = 200;
+
+    /// <summary>
+    /// The operator's reason as one printable line of at most <see cref="MaxReasonLength"/> characters: it comes
+    /// from the query string, and raw CR, LF or escape sequences in it would forge log lines or drive the
+    /// terminal of whoever reads the log. The same text again gives itself back (a worker applies it too).
+    /// </summary>
+    public static string ReasonOrDefault(string? reason)
+    {
+        var line = PrintableText.OneLine(reason?.Trim() ?? "", MaxReasonLength);
+        return line.Length == 0 ? "no reason given" : line;
+    }
 
     /// <summary>False when there is no open connection by that id.</summary>
     public bool Close(string id, string reason)

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using Gateway.Listeners;
 using Microsoft.AspNetCore.Mvc;
 
 namespace Gateway.Connections;
@@ -12,11 +13,11 @@ public sealed record ConnectionQuery
     public static readonly IReadOnlyList<string> SortFields =
         ["connectedAt", "lastActivityAt", "age", "idle", "bytesIn", "bytesOut", "messages", "listener", "remote", "protocol", "model", "id"];
 
-    [Description("Only this protocol: echo, rpc, ftp.")]
+    [Description("Only this protocol's listener: echo, rpc, ftp, or ftps (an FTP listener's ImplicitTlsPort).")]
     [FromQuery(Name = "protocol")]
     public string? Protocol { get; init; }
 
-    [Description("Only this I/O model, e.g. kestrel.")]
+    [Description("Only this I/O model: kestrel, epoll, epoll-et, poll, select, threads, iterative, prefork.")]
     [FromQuery(Name = "model")]
     public string? Model { get; init; }
 
@@ -24,7 +25,7 @@ public sealed record ConnectionQuery
     [FromQuery(Name = "remote")]
     public string? Remote { get; init; }
 
-    [Description("Only connections idle for at least this many seconds.")]
+    [Description("Only connections idle for at least this many seconds (a finite number, 0 or more).")]
     [FromQuery(Name = "minIdleSeconds")]
     public double? MinIdleSeconds { get; init; }
 
@@ -32,7 +33,7 @@ public sealed record ConnectionQuery
     [FromQuery(Name = "sort")]
     public string? Sort { get; init; }
 
-    [Description("Matches to skip (default 0).")]
+    [Description("Matches to skip (default 0); past the last match the page is empty.")]
     [FromQuery(Name = "offset")]
     public int? Offset { get; init; }
 
@@ -53,9 +54,21 @@ public sealed record ConnectionQuery
             return $"limit must be between 1 and {MaxLimit}";
         }
 
-        if (MinIdleSeconds < 0)
+        // NaN passes a `< 0` test, and neither it nor an infinity can be written as JSON for a prefork worker.
+        if (MinIdleSeconds is { } idle && !(idle >= 0 && double.IsFinite(idle)))
         {
-            return "minIdleSeconds must be 0 or more";
+            return "minIdleSeconds must be a finite number, 0 or more";
+        }
+
+        // An unknown name would match nothing: a typo would read as "no such connections".
+        if (!string.IsNullOrEmpty(Protocol) && !ListenerEndpoint.ProtocolNames.Contains(Protocol, StringComparer.OrdinalIgnoreCase))
+        {
+            return $"protocol must be one of {string.Join(", ", ListenerEndpoint.ProtocolNames)}";
+        }
+
+        if (!string.IsNullOrEmpty(Model) && !ServerModels.All.Contains(Model, StringComparer.OrdinalIgnoreCase))
+        {
+            return $"model must be one of {string.Join(", ", ServerModels.All)}";
         }
 
         var field = Sort?.TrimStart('-', '+');

@@ -130,7 +130,9 @@ public sealed class ConnectionRegistry(ILogger<ConnectionRegistry>? logger = nul
                 matches[count++] = new SortEntry(NumericKey(record, field), TextKey(record, field), record);
             }
 
-            var ordered = Order(matches.AsSpan(0, count), offset + limit, new SortOrder(descending));
+            // In long: offset + limit may pass int.MaxValue. More than every match is never needed.
+            var needed = (int)Math.Clamp((long)offset + limit, 0, count);
+            var ordered = Order(matches.AsSpan(0, count), needed, new SortOrder(descending));
             var page = new List<ConnectionSnapshot>(Math.Max(0, Math.Min(limit, ordered.Length - offset)));
             for (var i = offset; i < ordered.Length; i++)
             {
@@ -182,8 +184,8 @@ public sealed class ConnectionRegistry(ILogger<ConnectionRegistry>? logger = nul
     }
 
     private static bool Matches(ConnectionRecord record, ConnectionQuery query, long now, long minIdleMs) =>
-        (query.Protocol is null || record.Listener.Protocol.Equals(query.Protocol, StringComparison.OrdinalIgnoreCase))
-        && (query.Model is null || record.Listener.Model.Equals(query.Model, StringComparison.OrdinalIgnoreCase))
+        (string.IsNullOrEmpty(query.Protocol) || record.Listener.Protocol.Equals(query.Protocol, StringComparison.OrdinalIgnoreCase))
+        && (string.IsNullOrEmpty(query.Model) || record.Listener.Model.Equals(query.Model, StringComparison.OrdinalIgnoreCase))
         && (query.Remote is null || record.Remote.StartsWith(query.Remote, StringComparison.OrdinalIgnoreCase))
         && (minIdleMs <= 0 || now - record.LastActivityTick >= minIdleMs);
 

@@ -12,6 +12,13 @@ namespace Gateway.Listeners;
 public sealed record ListenerEndpoint(string Key, string Name, ListenerProtocol? Protocol, string Model, IPAddress? Address, bool IsLocalhost, int Port,
     bool Tls = false, bool TlsRequired = false, bool ImplicitTls = false)
 {
+    /// <summary>The name of an FTP listener's implicit-TLS twin (its <c>ImplicitTlsPort</c>).</summary>
+    public const string ImplicitFtpsName = "ftps";
+
+    /// <summary>Every name a protocol listener can have: its protocol's, or <see cref="ImplicitFtpsName"/>.</summary>
+    public static IReadOnlyList<string> ProtocolNames { get; } =
+        [.. Enum.GetNames<ListenerProtocol>().Select(name => name.ToLowerInvariant()), ImplicitFtpsName];
+
     public string Display => Address switch
     {
         null => $"*:{Port}",
@@ -125,7 +132,7 @@ public static class GatewayConfiguration
                 }
 
                 // The same FTP service behind a TLS-first port: its own listener (name "ftps"), the same model and address.
-                found.Add(new ListenerEndpoint($"{key}:ImplicitTlsPort", "ftps", protocol, model, address, isLocalhost, implicitPort,
+                found.Add(new ListenerEndpoint($"{key}:ImplicitTlsPort", ListenerEndpoint.ImplicitFtpsName, protocol, model, address, isLocalhost, implicitPort,
                     Tls: true, TlsRequired: true, ImplicitTls: true));
             }
         }

@@ -9,7 +9,8 @@ namespace Gateway.Listeners;
 /// the admin endpoint keeps serving; every connection is asked to close — RPC finishes the request in
 /// flight, FTP lets a running transfer end and answers 421 to the next command, echo closes — and the prefork
 /// workers drain the same way; when none is left, or after <c>Gateway:Limits:ShutdownTimeoutSeconds</c>
-/// (then what remains is aborted), the host stops and the process exits 0. A second signal stops at once.
+/// (then what remains is aborted), the host stops and the process exits 0. A second signal stops at once (one
+/// within <see cref="GatewayLifetime.RepeatWindow"/> of the first is the same signal twice, see there).
 /// </summary>
 public sealed partial class GatewayDrain(AcceptStopper stopper, GatewayListeners listeners, ConnectionRegistry registry, LimitsOptions limits,
     IHostApplicationLifetime lifetime, ILogger<GatewayDrain> logger, WorkerPool? pool = null)
@@ -39,7 +40,7 @@ public sealed partial class GatewayDrain(AcceptStopper stopper, GatewayListeners
         }
     }
 
-    /// <summary>A second signal: every connection closed now, the host stopped.</summary>
+    /// <summary>A second signal (later than a repeat of the first): every connection closed now, the host stopped.</summary>
     public void StopNow()
     {
         LogStoppingNow(logger, registry.Count);

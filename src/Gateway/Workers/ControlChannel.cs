@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text.Json;
+using Gateway.Connections;
 using Gateway.Models.Native;
 using Gateway.Protocols.Framing;
 
@@ -56,12 +57,49 @@ internal sealed class ControlChannel : IAsyncDisposable
         }
     }
 
-    public async ValueTask SendAsync(ControlMessage message, CancellationToken cancellationToken = default)
+    public ValueTask SendAsync(ControlMessage message, CancellationToken cancellationToken = default) =>
+        SendFrameAsync(Serialize(message), cancellationToken);
+
+    /// <summary>
+    /// A listing's answer in as many frames as it takes. A worker answers the pool's listing with its first
+    /// offset+limit matches, which can be thousands of snapshots (about 400 bytes each), more than
+    /// <see cref="MaxFrameBytes"/>; and a frame over that ends the channel, and with it the worker. So the items
+    /// go in parts that fit, halved until they do; every part carries the page's total, all but the last say
+    /// <see cref="ControlMessage.More"/>.
+    /// </summary>
+    public async ValueTask SendPageAsync(long? requestId, ConnectionPage page, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(page);
+        var items = page.Items;
+        var size = Math.Max(1, items.Count);
+        var start = 0;
+        do
+        {
+            var take = Math.Min(size, items.Count - start);
+            var body = Serialize(new ControlMessage(ControlMessage.Page)
+            {
+                RequestId = requestId,
+                Listing = page with { Items = [.. items.Skip(start).Take(take)] },
+                More = start + take < items.Count ? true : null,
+            });
+            if (body.Length > MaxFrameBytes && take > 1)
+            {
+                size = take / 2;
+                continue;
+            }
+
+            await SendFrameAsync(body, cancellationToken);
+            start += take;
+        }
+        while (start < items.Count);
+    }
+
+    private async ValueTask SendFrameAsync(byte[] body, CancellationToken cancellationToken)
     {
         await _sending.WaitAsync(cancellationToken);
         try
         {
-            LengthPrefixedFrameWriter.WriteFrame(Serialize(message), _output);
+            LengthPrefixedFrameWriter.WriteFrame(body, _output);
             await _output.FlushAsync(cancellationToken);
         }
         finally

@@ -13,8 +13,8 @@ namespace Gateway.Workers;
 /// Worker → supervisor: <c>hello</c> (index, pid, token), <c>ready</c>, <c>heartbeat</c> (connections, counters, metric deltas).
 /// Supervisor → worker: <c>sockets</c> (listeners; the descriptors travel with this frame as SCM_RIGHTS),
 /// <c>drain</c>. Requests the worker answers with the same <see cref="RequestId"/>: <c>list</c> (query) →
-/// <c>page</c>; <c>get</c> (id) → <c>connection</c> (null when it has no such connection); <c>close</c> (id,
-/// reason) → <c>closing</c> (found, grace).
+/// <c>page</c> (in parts when it is bigger than one frame, see <see cref="More"/>); <c>get</c> (id) →
+/// <c>connection</c> (null when it has no such connection); <c>close</c> (id, reason) → <c>closing</c> (found, grace).
 /// </remarks>
 internal sealed record ControlMessage(string Type)
 {
@@ -28,6 +28,9 @@ internal sealed record ControlMessage(string Type)
 
     [JsonPropertyName("page")]
     public ConnectionPage? Listing { get; init; }
+
+    /// <summary><c>page</c>: more parts of this page follow, each with more of its items (the last part has none of this).</summary>
+    public bool? More { get; init; }
 
     public string? Id { get; init; }
 

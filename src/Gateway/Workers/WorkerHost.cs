@@ -173,10 +173,14 @@ public static partial class WorkerHost
         {
             while (await channel.ReadAsync() is { } message)
             {
+                if (message is { Type: ControlMessage.List, Query: { } query })
+                {
+                    await channel.SendPageAsync(message.RequestId, registry.List(query));
+                    continue;
+                }
+
                 var answer = message.Type switch
                 {
-                    ControlMessage.List when message.Query is { } query =>
-                        new ControlMessage(ControlMessage.Page) { Listing = registry.List(query) },
                     ControlMessage.Get => new ControlMessage(ControlMessage.Connection)
                     {
                         Snapshot = registry.Find(message.Id ?? "")?.Snapshot(Environment.TickCount64),

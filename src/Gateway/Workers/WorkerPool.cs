@@ -153,7 +153,7 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     {
         var offset = query.Offset ?? 0;
         var limit = query.Limit ?? ConnectionQuery.DefaultLimit;
-        var each = query with { Offset = 0, Limit = Math.Min(offset + limit, int.MaxValue) };
+        var each = query with { Offset = 0, Limit = (int)Math.Min((long)offset + limit, int.MaxValue) };
         var asked = LiveSlots.Select(slot => (slot.Index, Answer: RequestAsync(slot, new ControlMessage(ControlMessage.List) { Query = each }))).ToArray();
         var pages = new List<ConnectionPage> { local(each) };
         var unanswered = new List<int>();
@@ -207,13 +207,13 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
         }
 
         var id = Interlocked.Increment(ref _lastRequestId);
-        var answer = new TaskCompletionSource<ControlMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answer = new ControlAnswer();
         slot.Pending[id] = answer;
         try
         {
             using var timeout = new CancellationTokenSource(AnswerTimeout);
             await channel.SendAsync(request with { RequestId = id }, timeout.Token);
-            return await answer.Task.WaitAsync(timeout.Token);
+            return await answer.Whole.WaitAsync(timeout.Token);
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException or InvalidOperationException)
         {
@@ -691,9 +691,13 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
             while (await channel.ReadAsync() is { } message)
             {
                 slot.LastHeartbeatTick = Environment.TickCount64;
-                if (message.RequestId is { } answered && slot.Pending.TryRemove(answered, out var waiting))
+                if (message.RequestId is { } answered && slot.Pending.TryGetValue(answered, out var waiting))
                 {
-                    waiting.TrySetResult(message);
+                    if (waiting.Add(message))
+                    {
+                        slot.Pending.TryRemove(answered, out _);
+                    }
+
                     continue;
                 }
 

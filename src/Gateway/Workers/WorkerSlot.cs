@@ -41,7 +41,7 @@ internal sealed class WorkerSlot(int index)
     public WorkerPool.PoolListener? ConnectionListener { get; init; }
 
     /// <summary>Requests sent to the current process and not answered yet, by request id.</summary>
-    public System.Collections.Concurrent.ConcurrentDictionary<long, TaskCompletionSource<ControlMessage>> Pending { get; } = new();
+    public System.Collections.Concurrent.ConcurrentDictionary<long, ControlAnswer> Pending { get; } = new();
 
     /// <summary>Completes when the current process has said it serves (or has exited).</summary>
     public TaskCompletionSource Ready { get; set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -10,49 +10,24 @@ namespace Gateway.Protocols.Ftp;
 /// </summary>
 public static class FtpReplies
 {
-    // C0 but tab, DEL and C1: never sent in a reply (see OneLine).
-    private static readonly SearchValues<char> ControlCharacters = SearchValues.Create(
-        Enumerable.Range(0, 0x20).Where(c => c != '\t').Concat(Enumerable.Range(0x7F, 0x21)).Select(c => (char)c).ToArray());
-
     public static void Write(IBufferWriter<byte> output, int code, string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        // One reply never spans lines unless asked to, nor carries a control character (OneLine).
-        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code} {OneLine(text)}"));
+        // One reply never spans lines unless asked to, nor carries a control character: replies echo client input
+        // (an unknown verb, a file name), and a terminal printing them must not receive escape sequences.
+        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code} {PrintableText.OneLine(text)}"));
     }
 
     public static void WriteMultiline(IBufferWriter<byte> output, int code, string first, IEnumerable<string> lines, string last)
     {
         ArgumentNullException.ThrowIfNull(lines);
-        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code}-{OneLine(first)}"));
+        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code}-{PrintableText.OneLine(first)}"));
         foreach (var line in lines)
         {
-            WriteLine(output, " " + OneLine(line));
+            WriteLine(output, " " + PrintableText.OneLine(line));
         }
 
-        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code} {OneLine(last)}"));
-    }
-
-    /// <summary>
-    /// Reply text as one printable line: CR and LF become spaces, other control characters (C0 but tab, DEL, C1)
-    /// become '?'. Replies echo client input (an unknown verb, a file name), and a terminal printing them must
-    /// not receive escape sequences.
-    /// </summary>
-    internal static string OneLine(string text)
-    {
-        if (!text.AsSpan().ContainsAny(ControlCharacters))
-        {
-            return text;
-        }
-
-        return string.Create(text.Length, text, static (chars, source) =>
-        {
-            for (var i = 0; i < source.Length; i++)
-            {
-                var c = source[i];
-                chars[i] = c is '\r' or '\n' ? ' ' : ControlCharacters.Contains(c) ? '?' : c;
-            }
-        });
+        WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code} {PrintableText.OneLine(last)}"));
     }
 
     /// <summary>Whether a name has a character no file name made here may have (C0 but tab, DEL, C1).</summary>
