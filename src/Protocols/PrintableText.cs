@@ -43,4 +43,24 @@ public static class PrintableText
 
         return OneLine(text);
     }
+
+    /// <summary>Whether the text has a control character (C0 but tab, DEL, C1): no name made here may have one.</summary>
+    public static bool HasControlCharacters(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return text.AsSpan().ContainsAny(ControlCharacters);
+    }
+
+    /// <summary>
+    /// A name as a listing shows it: every control character, CR and LF included, becomes '?' (as vsftpd shows
+    /// them), so a name made outside FTP cannot forge a line of a LIST a client parses.
+    /// </summary>
+    public static string Escaped(string name) =>
+        !HasControlCharacters(name) ? name : string.Create(name.Length, name, static (chars, source) =>
+        {
+            for (var i = 0; i < source.Length; i++)
+            {
+                chars[i] = ControlCharacters.Contains(source[i]) ? '?' : source[i];
+            }
+        });
 }

@@ -30,22 +30,6 @@ public static class FtpReplies
         WriteLine(output, string.Create(CultureInfo.InvariantCulture, $"{code} {PrintableText.OneLine(last)}"));
     }
 
-    /// <summary>Whether a name has a character no file name made here may have (C0 but tab, DEL, C1).</summary>
-    internal static bool HasControlCharacters(string text) => text.AsSpan().ContainsAny(ControlCharacters);
-
-    /// <summary>
-    /// A name as a listing shows it: every control character, CR and LF included, becomes '?' (as vsftpd shows
-    /// them), so a name made outside FTP cannot forge a line of a LIST a client parses.
-    /// </summary>
-    internal static string Printable(string name) =>
-        !HasControlCharacters(name) ? name : string.Create(name.Length, name, static (chars, source) =>
-        {
-            for (var i = 0; i < source.Length; i++)
-            {
-                chars[i] = ControlCharacters.Contains(source[i]) ? '?' : source[i];
-            }
-        });
-
     private static void WriteLine(IBufferWriter<byte> output, string line)
     {
         ArgumentNullException.ThrowIfNull(output);

@@ -210,7 +210,7 @@ internal sealed partial class FtpSession
         var text = new StringBuilder();
         foreach (var listed in entries)
         {
-            var e = listed with { Name = FtpReplies.Printable(listed.Name) };
+            var e = listed with { Name = PrintableText.Escaped(listed.Name) };
             text.Append(kind switch
             {
                 FtpListKind.Long => FtpListing.ListLine(e, now),

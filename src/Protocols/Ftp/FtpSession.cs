@@ -113,7 +113,7 @@ internal sealed partial class FtpSession : IAsyncDisposable
         {
             await ReplyAsync(550, "Permission denied: this account is read-only.");
         }
-        else if (spec.Names && FtpReplies.HasControlCharacters(command.Argument))
+        else if (spec.Names && PrintableText.HasControlCharacters(command.Argument))
         {
             // A CR in a name would forge lines in a raw LIST, and an escape sequence would reach terminals.
             await ReplyAsync(553, "File name not allowed: it has control characters.");
