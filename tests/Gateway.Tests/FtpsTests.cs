@@ -222,6 +222,27 @@ public sealed class FtpsTests : IAsyncLifetime
         File.Delete(Path.Combine(Root, "alice", "curl.bin"));
     }
 
+    [Theory]
+    [InlineData("kestrel")]
+    [InlineData("epoll")]
+    public async Task AClientRenegotiationEndsThatSessionQuietly(string model)
+    {
+        // openssl's s_client renegotiates when it reads a line "R": the server refuses (.NET does not renegotiate),
+        // and ending the session must not throw out of the handler (it logged an error with a stack trace per try).
+        var gateway = await GatewayAsync(model: model);
+        var port = gateway.Endpoint("ftp").Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var logged = gateway.Output.Length; // the gateway is shared with other tests: only what this one caused counts
+        var (_, stdout, stderr) = await GatewayProcess.RunToExitAsync(TlsTests.Command("sh", "-c",
+            $"(sleep 1; echo 'USER alice'; sleep 1; echo R; sleep 3) | openssl s_client -connect 127.0.0.1:{port} -starttls ftp -tls1_2 -CAfile {CertificatePath}"),
+            limit: TimeSpan.FromMinutes(1));
+        Assert.Contains("RENEGOTIATING", stdout + stderr, StringComparison.Ordinal);
+        await Task.Delay(500); // the console logger writes asynchronously
+        var output = gateway.Output[logged..];
+        Assert.DoesNotContain("Unhandled exception", output, StringComparison.Ordinal);
+        Assert.DoesNotContain(" fail: ", output, StringComparison.Ordinal);
+        await RunCheckAsync(gateway, "explicit"); // and the next client is served
+    }
+
     [Fact]
     public async Task LftpMirrorsBothWaysWithSslForced()
     {

@@ -99,6 +99,12 @@ public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, FtpPassi
         {
             await session.ReplyQuietlyAsync(421, "Idle timeout: closing the control connection.");
         }
+        catch (IOException) when (session.IsSecure)
+        {
+            // The client broke the TLS layer under the commands (a renegotiation it asked for, which is refused; a
+            // bad record): nothing more can be said on this connection.
+            session.ReportTlsBroken();
+        }
         catch (Exception e) when (ConnectionLifetime.IsExpectedEnd(e, idle, connection))
         {
             // The client went away or the host aborted the connection.

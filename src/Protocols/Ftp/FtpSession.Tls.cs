@@ -142,6 +142,9 @@ internal sealed partial class FtpSession
         }
     }
 
+    /// <summary>The control connection's TLS failed after its handshake: counted as the session's last, failed message.</summary>
+    public void ReportTlsBroken() => _activity?.MessageHandled("tls", "tls_error", 0);
+
     /// <summary>Ends TLS on the control connection with close_notify, as a TLS close should.</summary>
     private async Task CloseTlsAsync()
     {
@@ -156,12 +159,16 @@ internal sealed partial class FtpSession
             await tls.ShutdownAsync().WaitAsync(TimeSpan.FromSeconds(2));
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or TimeoutException
+                                   or System.Security.Cryptography.CryptographicException or System.Security.Authentication.AuthenticationException
                                    or Microsoft.AspNetCore.Connections.ConnectionResetException or Microsoft.AspNetCore.Connections.ConnectionAbortedException)
         {
-            // The client is gone already: nobody to say goodbye to.
+            // The client is gone already, or left TLS in a state with no goodbye (a renegotiation it started, which
+            // is refused: "shutdown while in init"): nobody to say goodbye to.
         }
-
-        await tls.DisposeAsync();
+        finally
+        {
+            await tls.DisposeAsync();
+        }
     }
 
     private sealed record SecurePipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;
