@@ -107,6 +107,44 @@ public sealed class FtpHostileTests(FtpHostileModelsFixture fixtures) : IClassFi
         await OpenFiles.WaitUntilNoneUnderAsync(fixture.Gateway.Pid, fixture.Hostile, Patience);
     }
 
+    [Theory]
+    [InlineData("kestrel")]
+    [InlineData("epoll")]
+    [InlineData("threads")]
+    [InlineData("prefork")]
+    public async Task AClientThatNeverReadsItsRepliesIsClosedAfterTheIdleTimeout(string model)
+    {
+        // Commands pipelined without ever reading a reply: the replies fill the socket and the output pipe, and
+        // the session waits in a flush. The idle timer runs only while a command is awaited, so without a bound
+        // on that flush the session stayed for ever.
+        var fixture = await fixtures.For(model);
+        using var admin = new AdminApi(fixture.Gateway);
+        using var control = await FtpControl.LogInAsync(fixture.Gateway.Endpoint("ftp"));
+        control.Socket.ReceiveBufferSize = 4096;
+        var remote = control.Socket.LocalEndPoint!.ToString();
+        await admin.WaitForAsync($"/admin/connections?remote={remote}", p => p.Num("total") == 1);
+        var noops = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("NOOP\r\n", 10_000)));
+        control.Socket.Blocking = false;
+        var sent = 0L;
+        var stuck = Stopwatch.StartNew();
+        while (stuck.Elapsed < TimeSpan.FromSeconds(1) && sent < 256L << 20)
+        {
+            try
+            {
+                sent += control.Socket.Send(noops);
+                stuck.Restart();
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.WouldBlock)
+            {
+                await Task.Delay(20); // the server has stopped reading: it waits for us to take its replies
+            }
+        }
+
+        Assert.True(stuck.Elapsed >= TimeSpan.FromSeconds(1), $"the server read all {sent} bytes of commands without being held back");
+        // The idle timeout is 3 s: the connection goes then, though the client never read a byte.
+        await admin.WaitForAsync($"/admin/connections?remote={remote}", p => p.Num("total") == 0, TimeSpan.FromSeconds(20));
+    }
+
     [Fact]
     public async Task PassiveCapIsCountedInMetrics()
     {

@@ -16,7 +16,7 @@ public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, FtpPassi
         // No minimum data rate on command lines: people type them by hand (telnet, nc), and a line is at most
         // 4 KiB; a line never finished still meets the idle timeout, which partial input does not re-arm.
         var lines = new ProtocolReader(connection.Transport.Input, FtpCommandParser.MaxLineBytes);
-        await using var session = new FtpSession(connection, options, guard, passiveListeners);
+        await using var session = new FtpSession(connection, options, guard, passiveListeners, limits.IdleTimeout);
         var wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection);
         // A drain or an admin close lets a transfer finish within its grace; the abort that ends the grace (or the
         // client's leaving) ends the transfer too, so neither the handler nor the open file outlive the connection.

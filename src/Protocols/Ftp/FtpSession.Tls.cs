@@ -155,7 +155,7 @@ internal sealed partial class FtpSession
 
         try
         {
-            await _output.FlushAsync();
+            await _output.FlushAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(2)); // a client that stopped reading gets no longer
             await tls.ShutdownAsync().WaitAsync(TimeSpan.FromSeconds(2));
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or TimeoutException

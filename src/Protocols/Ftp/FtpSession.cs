@@ -21,6 +21,9 @@ internal sealed partial class FtpSession : IAsyncDisposable
     private readonly IProtocolActivityFeature? _activity;
     private PipeWriter _output; // the transport's, or TLS's after AUTH TLS
     private readonly SemaphoreSlim _replyLock = new(1, 1);
+    private readonly ConnectionContext _connection;
+    private readonly TimeSpan _replyTimeout;
+    private CancellationTokenSource _replyDeadline = new();
     private readonly FtpDataChannel _data = new();
     private readonly IPAddress _peer;
     private readonly IPAddress _local;
@@ -37,8 +40,11 @@ internal sealed partial class FtpSession : IAsyncDisposable
     private int _loginFailures;
     private int _lastReplyCode;
 
-    public FtpSession(ConnectionContext connection, FtpOptions options, FtpLoginGuard guard, FtpPassiveListeners passiveListeners)
+    /// <param name="replyTimeout">How long a reply may wait for the client to take it (the idle timeout); zero: no limit.</param>
+    public FtpSession(ConnectionContext connection, FtpOptions options, FtpLoginGuard guard, FtpPassiveListeners passiveListeners, TimeSpan replyTimeout)
     {
+        _connection = connection;
+        _replyTimeout = replyTimeout;
         _options = options;
         _guard = guard;
         _passiveListeners = passiveListeners;
@@ -154,11 +160,45 @@ internal sealed partial class FtpSession : IAsyncDisposable
         {
             write(_output);
             _lastReplyCode = code;
-            await _output.FlushAsync();
+            await FlushRepliesAsync();
         }
         finally
         {
             _replyLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Sends what was written, waiting for a client that reads slowly, but not for one that stopped reading: a
+    /// client can pipeline commands and never read a reply, and the session would wait in this flush for ever
+    /// (the idle timer runs only while a command is awaited). After the idle timeout the connection is aborted.
+    /// </summary>
+    private async Task FlushRepliesAsync()
+    {
+        if (_replyTimeout <= TimeSpan.Zero)
+        {
+            await _output.FlushAsync();
+            return;
+        }
+
+        _replyDeadline.CancelAfter(_replyTimeout);
+        try
+        {
+            await _output.FlushAsync(_replyDeadline.Token);
+        }
+        catch (OperationCanceledException) when (_replyDeadline.IsCancellationRequested)
+        {
+            const string Reason = "the client took no reply for the idle timeout";
+            _connection.Abort(new ConnectionAbortedException(Reason));
+            throw new ConnectionAbortedException(Reason);
+        }
+        finally
+        {
+            if (!_replyDeadline.TryReset())
+            {
+                _replyDeadline.Dispose();
+                _replyDeadline = new CancellationTokenSource();
+            }
         }
     }
 
@@ -195,6 +235,7 @@ internal sealed partial class FtpSession : IAsyncDisposable
         await _data.DisposeAsync();
         await CloseTlsAsync();
         _replyLock.Dispose();
+        _replyDeadline.Dispose();
     }
 
     private static Dictionary<FtpVerb, CommandSpec> CreateCommands() => new()
