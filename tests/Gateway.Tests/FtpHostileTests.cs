@@ -71,7 +71,7 @@ public sealed class FtpHostileTests(FtpHostileModelsFixture fixtures) : IClassFi
     private static readonly string[] Checks =
     [
         "stalled_download_ends", "fifo_refused", "rest_past_end_refused", "limit_counts_the_file", "passive_cap_per_address",
-        "passive_listener_times_out", "control_characters_in_names",
+        "passive_listener_times_out", "control_characters_in_names", "data_reset_at_each_step",
     ];
 
     public static TheoryData<string, string> ChecksOnModels()

@@ -11,6 +11,7 @@ import ftplib
 import io
 import os
 import socket
+import struct
 import sys
 import time
 
@@ -168,6 +169,36 @@ def check_passive_listener_times_out():
     finally:
         probe.close()
     assert download(ftp, "small.txt") == b"small\n"  # a new EPSV serves the session as before
+    ftp.quit()
+
+
+def reset(sock):
+    """Closes with a TCP reset (SO_LINGER 0), as a client that crashes or a middlebox would."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def check_data_reset_at_each_step():
+    # The data connection reset before the first byte and in the middle, for a download and an upload: each
+    # time a final 426 on the control connection, the session usable, the file closed (the fixture checks).
+    ftp = connect()
+    ftp.voidcmd("TYPE I")
+    for command in ["RETR big.bin", "STOR reset.bin"]:
+        for moved in [0, 200_000]:
+            data = socket.create_connection((HOST, epsv_port(ftp)))
+            ftp.putcmd(command)
+            assert ftp.getresp().startswith("150")
+            if command.startswith("RETR"):
+                got = 0
+                while got < moved:
+                    got += len(data.recv(65536))
+            elif moved:
+                data.sendall(os.urandom(moved))
+            reset(data)
+            reply = ftp.getline()
+            assert reply.startswith("426"), f"{command} reset after {moved} bytes: {reply}"
+            ftp.voidcmd("NOOP")
+    assert download(ftp, "small.txt") == b"small\n"
     ftp.quit()
 
 
