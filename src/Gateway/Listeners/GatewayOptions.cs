@@ -1,6 +1,6 @@
 namespace Gateway.Listeners;
 
-/// <summary>The <c>Gateway</c> configuration section (shared/DESIGN.md, "Configuration").</summary>
+/// <summary>The <c>Gateway</c> configuration section (README, "Configuration").</summary>
 public sealed class GatewayOptions
 {
     public const string SectionName = "Gateway";

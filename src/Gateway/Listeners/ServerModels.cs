@@ -1,6 +1,6 @@
 namespace Gateway.Listeners;
 
-/// <summary>The I/O models a listener can run on (shared/DESIGN.md, "The models compared").</summary>
+/// <summary>The I/O models a listener can run on (README, "Comparison").</summary>
 public static class ServerModels
 {
     public const string Kestrel = "kestrel";
