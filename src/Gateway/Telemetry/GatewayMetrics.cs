@@ -26,6 +26,7 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _closedByAdmin;
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _protocolErrors;
+    private readonly Counter<long> _abandoned;
     private readonly Counter<long> _transfers;
     private readonly Counter<long> _transferBytes;
     private readonly Counter<long> _tlsHandshakes;
@@ -78,6 +79,8 @@ public sealed class GatewayMetrics
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
         _protocolErrors = meter.CreateCounter<long>("gateway.protocol.errors", "{error}",
             "Requests answered with an error (bad_json, bad_request, unknown_method, bad_params, too_large, ...), by code");
+        _abandoned = meter.CreateCounter<long>("gateway.requests.abandoned", "{request}",
+            "Requests stopped unanswered because their connection ended while they ran or waited for the CPU (RPC work, sleep), by operation");
         _transfers = meter.CreateCounter<long>("gateway.transfers", "{transfer}",
             "FTP data transfers ended, by direction (receive: upload, transmit: download or listing) and outcome");
         _transferBytes = meter.CreateCounter<long>("gateway.transfer.io", "By", "Bytes moved on FTP data connections, by direction");
@@ -90,6 +93,7 @@ public sealed class GatewayMetrics
             [_closedByAdmin.Name] = _closedByAdmin,
             [_duration.Name] = _duration,
             [_protocolErrors.Name] = _protocolErrors,
+            [_abandoned.Name] = _abandoned,
             [_transfers.Name] = _transfers,
             [_transferBytes.Name] = _transferBytes,
             [_tlsHandshakes.Name] = _tlsHandshakes,
@@ -177,6 +181,9 @@ public sealed class GatewayMetrics
             _protocolErrors.Add(1, tags);
         }
     }
+
+    public void Abandoned(ListenerStats listener, string operation) =>
+        _abandoned.Add(1, new TagList(listener.Tags) { { "operation", operation } });
 
     public void TransferEnded(ListenerStats listener, string direction, long bytes, string outcome)
     {
