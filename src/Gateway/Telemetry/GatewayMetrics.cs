@@ -51,7 +51,7 @@ public sealed class GatewayMetrics
             () => own.Select(l => new Measurement<long>(l.Accepted, l.Tags)).Concat(workers.Measure(c => c.Accepted)),
             "{connection}", "Protocol connections admitted");
         _rejected = meter.CreateCounter<long>("gateway.connections.rejected", "{connection}",
-            "Connections closed at accept time, by reason (max_connections, max_connections_per_ip)");
+            "Connections closed at accept time, by reason (max_connections, max_connections_per_ip, model_limit, max_threads, no_thread, no_process)");
         _closedByAdmin = meter.CreateCounter<long>("gateway.connections.closed_by_admin", "{connection}",
             "Connections closed through DELETE /admin/connections/{id}");
         meter.CreateObservableCounter("gateway.io",
