@@ -6,10 +6,10 @@ using System.Text;
 namespace Gateway.Tests;
 
 /// <summary>
-/// Threads the system will not create: under a real PID limit (a cgroup's <c>pids.max</c>, as a container's
-/// <c>--pids-limit</c> or a Kubernetes pod's PID limit sets it) a connection whose threads cannot be started is
-/// closed and counted, and nothing else is lost — before, the <c>threads</c> model died of "Out of memory." with
-/// every listener. And the <c>threads</c> model's own cap, Gateway:Models:MaxThreads.
+/// Threads and processes the system will not create: under a real PID limit (a cgroup's <c>pids.max</c>, as a
+/// container's <c>--pids-limit</c> or a Kubernetes pod's PID limit sets it) a connection whose threads or worker
+/// process cannot be started is closed and counted, and nothing else is lost — before, the <c>threads</c> model
+/// died of "Out of memory." with every listener. And the <c>threads</c> model's own cap, Gateway:Models:MaxThreads.
 /// </summary>
 public sealed class ThreadLimitTests
 {
@@ -66,6 +66,31 @@ public sealed class ThreadLimitTests
         var lines = gateway.Output.Split('\n').Count(l => l.Contains("connection(s) on Gateway:Listeners:Echo", StringComparison.Ordinal));
         Assert.InRange(lines, 1, 3);
         Assert.True(await EchoesAgainAsync(gateway, timeout.Token), $"no echo client was served after the others left:\n{gateway.Output}");
+    }
+
+    [Fact]
+    public async Task PerConnectionWorkersThatCannotBeStartedLoseOnlyTheirConnections()
+    {
+        using var cgroup = PidsCgroup.Create();
+        await using var gateway = await GatewayProcess.StartAsync(cgroup.Wrap(GatewayProcess.Command(
+            [.. GatewayProcess.LoopbackArgs, "--Gateway:Listeners:Echo:Model=prefork", "--Gateway:Workers:Mode=per-connection"])));
+        await Task.Delay(1000);
+        cgroup.Max = cgroup.Current + 8; // no room for a .NET process: fork(2) fails, or the new runtime does
+        using var timeout = new CancellationTokenSource(Patience * 2);
+        var (_, closed) = await EchoClientsAsync(gateway, 20, timeout.Token);
+
+        Assert.False(gateway.HasExited, $"the gateway died:\n{gateway.Output}");
+        await using (var rpc = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token))
+        {
+            Assert.Equal("pong", (await rpc.Client.CallAsync("ping", cancellationToken: timeout.Token)).Out);
+        }
+
+        using var admin = new AdminApi(gateway);
+        var metrics = await admin.MetricsAsync(timeout.Token);
+        var refused = Rejected(metrics, "no_process");
+        Assert.True(refused >= 1 && refused <= closed, $"{refused} counted as no_process for {closed} clients closed unserved:\n{metrics}");
+        var lines = gateway.Output.Split('\n').Count(l => l.Contains("unserved: no worker process took them", StringComparison.Ordinal));
+        Assert.InRange(lines, 1, 3);
     }
 
     [Fact]

@@ -101,6 +101,14 @@ public sealed class GatewayMetrics
         if (pool is not null)
         {
             pool.MetricsReceived += AddFromWorker;
+            pool.ConnectionNotServed += key =>
+            {
+                if (listeners.Stats.FirstOrDefault(l => l.Endpoint.Key == key) is { } listener)
+                {
+                    listener.RejectedOne();
+                    Rejected(listener, WorkerPool.NoProcess);
+                }
+            };
         }
     }
 
