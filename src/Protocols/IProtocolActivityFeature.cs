@@ -18,6 +18,13 @@ public interface IProtocolActivityFeature
     /// </summary>
     void Faulted(string operation, Exception exception);
 
+    /// <summary>
+    /// A request stopped unanswered because its connection ended while it ran or waited for the CPU (an RPC
+    /// <c>work</c> or <c>sleep</c> whose client left): the work it would still have cost was not spent.
+    /// </summary>
+    /// <param name="operation">The method, as in <see cref="MessageHandled"/>.</param>
+    void Abandoned(string operation);
+
     /// <summary>A data transfer outside the connection's own stream ended (FTP data connections).</summary>
     /// <param name="direction"><c>receive</c> (upload) or <c>transmit</c> (download, listing).</param>
     void TransferEnded(string direction, long bytes, string outcome);

@@ -9,11 +9,15 @@ internal sealed class RecordingActivity : IProtocolActivityFeature
 
     public ConcurrentQueue<(string Operation, Exception Exception)> Faults { get; } = new();
 
+    public ConcurrentQueue<string> Abandoned { get; } = new();
+
     public Func<IReadOnlyDictionary<string, string?>>? Details { get; set; }
 
     public void MessageHandled(string operation, string outcome, double seconds) => Messages.Enqueue((operation, outcome));
 
     public void Faulted(string operation, Exception exception) => Faults.Enqueue((operation, exception));
+
+    void IProtocolActivityFeature.Abandoned(string operation) => Abandoned.Enqueue(operation);
 
     public void TransferEnded(string direction, long bytes, string outcome)
     {

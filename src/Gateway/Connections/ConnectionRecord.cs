@@ -107,6 +107,8 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
         }
     }
 
+    public void Abandoned(string operation) => _metrics?.Abandoned(Listener, operation);
+
     public void TransferEnded(string direction, long bytes, string outcome) =>
         _metrics?.TransferEnded(Listener, direction, bytes, outcome);
 

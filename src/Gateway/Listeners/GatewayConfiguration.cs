@@ -178,6 +178,11 @@ public static class GatewayConfiguration
             problems.Add($"{GatewayOptions.SectionName}:Models:ReactorThreads: must be 0 (one per two cores) to 256");
         }
 
+        if (options.Models.MaxThreads is < 0 or 1)
+        {
+            problems.Add($"{GatewayOptions.SectionName}:Models:MaxThreads: must be 0 (from the PID limits) or at least 2 (a connection takes two threads)");
+        }
+
         if (!ServerModels.WorkerModes.Contains(options.Workers.Mode))
         {
             problems.Add($"{GatewayOptions.SectionName}:Workers:Mode: '{options.Workers.Mode}' is not one of {string.Join(", ", ServerModels.WorkerModes)}");

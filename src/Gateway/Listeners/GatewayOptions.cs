@@ -168,4 +168,11 @@ public sealed class ModelsOptions
 {
     /// <summary>Reactor threads per listener for epoll, epoll-et, poll and select; 0: one per two cores, at least one.</summary>
     public int ReactorThreads { get; set; }
+
+    /// <summary>
+    /// Threads the <c>threads</c> and <c>iterative</c> models may start for connections, two per connection, in this
+    /// process; a connection past it is refused at accept time. 0: what the PID limits allow (the cgroup's
+    /// <c>pids.max</c>, RLIMIT_NPROC) less room for the runtime's own threads, or no limit when there are none.
+    /// </summary>
+    public int MaxThreads { get; set; }
 }

@@ -9,7 +9,9 @@ namespace Gateway.Models;
 /// <summary>
 /// The blocking models: an accept thread blocks in accept(2) and gives every connection threads of its own
 /// (<c>threads</c>), or serves one connection to its end before it accepts the next (<c>iterative</c>, the
-/// loop server: the next client waits in the kernel's backlog meanwhile).
+/// loop server: the next client waits in the kernel's backlog meanwhile). A connection whose threads would not
+/// fit in the process's <see cref="ThreadBudget"/>, or whose threads the system refuses, is closed at once and
+/// reported as refused; the listener goes on.
 /// </summary>
 internal sealed class BlockingListener : IConnectionListener
 {
@@ -20,10 +22,13 @@ internal sealed class BlockingListener : IConnectionListener
     private readonly bool _oneAtATime;
     private readonly bool _inherited;
     private readonly Action<Exception> _onAcceptFailed;
+    private readonly Action<IPEndPoint?, ModelRefusal, string> _onRefused;
+    private readonly ThreadBudget _threads;
     private readonly Thread _thread;
     private readonly CancellationTokenSource _unbound = new();
 
-    public BlockingListener(ModelEndPoint endpoint, bool oneAtATime, PipeOptions input, PipeOptions output, Action<Exception> onAcceptFailed)
+    public BlockingListener(ModelEndPoint endpoint, bool oneAtATime, PipeOptions input, PipeOptions output, ThreadBudget threads,
+        Action<Exception> onAcceptFailed, Action<IPEndPoint?, ModelRefusal, string> onRefused)
     {
         _inherited = endpoint.InheritedSocket is not null;
         _listener = endpoint.InheritedSocket is { } inherited ? new FileDescriptor(inherited)
@@ -34,6 +39,8 @@ internal sealed class BlockingListener : IConnectionListener
         _output = output;
         _oneAtATime = oneAtATime;
         _onAcceptFailed = onAcceptFailed;
+        _onRefused = onRefused;
+        _threads = threads;
         _thread = new Thread(AcceptLoop) { IsBackground = true, Name = $"{endpoint.Model} accept :{address.Port}" };
         _thread.Start();
     }
@@ -104,8 +111,23 @@ internal sealed class BlockingListener : IConnectionListener
                 _ = Libc.SetTimeout(socket, Libc.SoRcvTimeo, TimeSpan.Zero);
             }
 
-            var connection = new ThreadConnection(socket, _input, _output);
-            connection.Start();
+            if (!_threads.TryTake(ThreadConnection.ThreadsPerConnection))
+            {
+                _onRefused(NativeSocket.RemoteEndPoint(socket), ModelRefusal.MaxThreads,
+                    $"{_threads.InUse} of at most {_threads.Max} connection threads in use (Gateway:Models:MaxThreads)");
+                socket.Dispose();
+                continue;
+            }
+
+            var connection = new ThreadConnection(socket, _input, _output, _threads);
+            if (!connection.TryStart(out var refusal))
+            {
+                _onRefused(connection.RemoteEndPoint as IPEndPoint, ModelRefusal.NoThread,
+                    $"the system refused to start a thread ({refusal.GetType().Name}): a PID limit such as the cgroup's pids.max? Gateway:Models:MaxThreads sets a cap below it");
+                connection.DisposeAsync().AsTask().GetAwaiter().GetResult(); // both directions ended already: closes the socket at once
+                continue;
+            }
+
             if (!_accepted.Writer.TryWrite(connection))
             {
                 connection.Abort(new ConnectionAbortedException("the listener is stopping"));

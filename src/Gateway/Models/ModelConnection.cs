@@ -13,8 +13,13 @@ namespace Gateway.Models;
 /// A connection of an in-process model as Kestrel sees it: a socket descriptor behind two pipes. The model
 /// fills <see cref="Input"/>'s writer from the socket (however it learns that bytes arrived) and this class
 /// drains <see cref="Output"/>'s reader into the socket. The connection is over when both directions are:
-/// then <see cref="ConnectionClosed"/> fires and the model may close the descriptor.
+/// then the model may close the descriptor.
 /// </summary>
+/// <remarks>
+/// <see cref="ConnectionClosed"/> fires sooner, as Kestrel's socket transport raises it: when the receive side
+/// ends (the peer's FIN or reset), a send fails, or the host aborts. A handler busy with a long request learns
+/// from it that its client has gone, on every model alike.
+/// </remarks>
 internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeature, IConnectionTransportFeature,
     IConnectionEndPointFeature, IConnectionLifetimeFeature, ITransportTrafficFeature
 {
@@ -28,6 +33,7 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
     private int _sendEnded;
     private int _receiveEnded;
     private int _directionsEnded;
+    private int _closedSignalled;
     private long _bytesReceived;
     private long _bytesSent;
     private long _lastActivityTick = Environment.TickCount64;
@@ -99,6 +105,7 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         Output.Reader.CancelPendingRead(); // the send loop stops
         Shutdown(Libc.ShutRdWr); // the receive side sees the end
         OnAborted();
+        SignalClosed(); // also when the receive side is held back by a full input pipe and sees nothing yet
     }
 
     /// <summary>Kestrel disposes the connection once its handler returned: let the output drain, then close.</summary>
@@ -147,6 +154,7 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
                 Output.Reader.CancelPendingRead();
             }
 
+            SignalClosed();
             DirectionEnded();
         }
     }
@@ -199,6 +207,7 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
             if (error is not null)
             {
                 Shutdown(Libc.ShutRdWr); // a failed send ends the receive side too
+                SignalClosed();
             }
 
             OnSendEnded();
@@ -281,6 +290,18 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         if (Interlocked.Increment(ref _directionsEnded) == 2)
         {
             _finished.TrySetResult();
+            SignalClosed();
+        }
+    }
+
+    /// <summary>
+    /// Fires <see cref="ConnectionClosed"/> once, on the thread pool: its callbacks are the handler's code and must
+    /// not run on a reactor or receive thread.
+    /// </summary>
+    private void SignalClosed()
+    {
+        if (Interlocked.Exchange(ref _closedSignalled, 1) == 0)
+        {
             ThreadPool.UnsafeQueueUserWorkItem(static c => c.CancelClosed(), this, preferLocal: false);
         }
     }

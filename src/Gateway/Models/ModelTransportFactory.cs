@@ -31,6 +31,8 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
     public static int DefaultReactorThreads => Math.Max(1, Environment.ProcessorCount / 2);
 
     private readonly LogThrottle _refusals = new(TimeSpan.FromSeconds(10));
+    private readonly Lock _threadsGate = new();
+    private ThreadBudget? _threads;
 
     public bool CanBind(EndPoint endpoint) => endpoint is ModelEndPoint;
 
@@ -51,7 +53,7 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
         {
             Input = InputPipe(),
             Output = OutputPipe,
-            OnRefused = (remote, reason) => Refused(stats, remote, reason),
+            OnRefused = (remote, refusal, detail) => Refused(stats, remote, refusal, detail),
             OnAcceptFailed = e => LogAcceptFailed(logger, model.ListenerKey, e.Message),
             OnFault = e => LogFault(logger, model.ListenerKey, e),
         };
@@ -62,9 +64,9 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
             "epoll-et" => new ReactorListener(model, threads, () => new EpollReadiness(edgeTriggered: true), reactor),
             "poll" => new ReactorListener(model, threads, () => new PollReadiness(), reactor),
             "select" => new ReactorListener(model, threads, () => new SelectReadiness(), reactor),
-            "threads" => new BlockingListener(model, oneAtATime: false, reactor.Input, OutputPipe, reactor.OnAcceptFailed),
-            "iterative" => new BlockingListener(model, oneAtATime: true, reactor.Input, OutputPipe, reactor.OnAcceptFailed),
-            SingleConnection => new SingleConnectionListener(model, reactor.Input, OutputPipe),
+            "threads" => new BlockingListener(model, oneAtATime: false, reactor.Input, OutputPipe, Threads(), reactor.OnAcceptFailed, reactor.OnRefused),
+            "iterative" => new BlockingListener(model, oneAtATime: true, reactor.Input, OutputPipe, Threads(), reactor.OnAcceptFailed, reactor.OnRefused),
+            SingleConnection => new SingleConnectionListener(model, reactor.Input, OutputPipe, reactor.OnRefused),
             _ => throw new NotSupportedException($"model {model.Model} is not an in-process transport"),
         };
         stopper.Track(listener);
@@ -91,10 +93,40 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
     private static readonly PipeOptions OutputPipe = new(MemoryPool<byte>.Shared, readerScheduler: PipeScheduler.Inline,
         writerScheduler: PipeScheduler.ThreadPool, pauseWriterThreshold: 64 * 1024, resumeWriterThreshold: 32 * 1024, useSynchronizationContext: false);
 
-    private void Refused(ListenerStats stats, IPEndPoint? remote, string reason)
+    /// <summary>
+    /// The one thread budget of this process's blocking listeners, made when the first binds (the runtime's own
+    /// threads are running by then, so the PID limits' room is read after them). Logged when something limits it.
+    /// </summary>
+    private ThreadBudget Threads()
+    {
+        lock (_threadsGate)
+        {
+            if (_threads is null)
+            {
+                _threads = ThreadBudget.From(options.Models.MaxThreads, out var source);
+                if (source is not null)
+                {
+                    LogThreadBudget(logger, _threads.Max, _threads.Max / ThreadConnection.ThreadsPerConnection, source);
+                }
+            }
+
+            return _threads;
+        }
+    }
+
+    /// <summary>The <c>reason</c> tag of a refusal in <c>gateway.connections.rejected</c>.</summary>
+    private static string MetricReason(ModelRefusal refusal) => refusal switch
+    {
+        ModelRefusal.DescriptorPastSelectLimit => "model_limit",
+        ModelRefusal.MaxThreads => "max_threads",
+        ModelRefusal.NoThread => "no_thread",
+        _ => throw new ArgumentOutOfRangeException(nameof(refusal), refusal, null),
+    };
+
+    private void Refused(ListenerStats stats, IPEndPoint? remote, ModelRefusal refusal, string reason)
     {
         stats.RejectedOne();
-        metrics.Rejected(stats, "model_limit");
+        metrics.Rejected(stats, MetricReason(refusal));
         if (_refusals.TryTake(out var count))
         {
             LogRefused(logger, count, stats.Endpoint.Key, stats.Model, remote?.ToString(), reason);
@@ -103,6 +135,10 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
 
     [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "Refused {Count} connection(s) on {Listener} (model {Model}; latest from {Remote}): {Reason}")]
     private static partial void LogRefused(ILogger logger, long count, string listener, string model, string? remote, string reason);
+
+    [LoggerMessage(EventId = 33, Level = LogLevel.Information,
+        Message = "The threads and iterative models start at most {Threads} connection threads, {Connections} connections ({Source}); past that a connection is refused")]
+    private static partial void LogThreadBudget(ILogger logger, int threads, int connections, string source);
 
     [LoggerMessage(EventId = 32, Level = LogLevel.Error, Message = "{Listener}: a reactor step failed; that connection was closed")]
     private static partial void LogFault(ILogger logger, string listener, Exception exception);

@@ -211,7 +211,7 @@ internal sealed class Reactor : IDisposable
             if (!_readiness.TryAdd(socket, token, interest))
             {
                 _freeSlots.Push(token);
-                _options.OnRefused(connection.RemoteEndPoint as IPEndPoint, $"descriptor {socket.Number} is at or above FD_SETSIZE ({Libc.FdSetSize})");
+                _options.OnRefused(connection.RemoteEndPoint as IPEndPoint, ModelRefusal.DescriptorPastSelectLimit, $"descriptor {socket.Number} is at or above FD_SETSIZE ({Libc.FdSetSize})");
                 socket.Dispose();
                 continue;
             }

@@ -25,8 +25,8 @@ internal sealed class ReactorOptions
     /// <summary>The largest read a bulk connection grows to.</summary>
     public int MaxReadBytes { get; init; } = 64 * 1024;
 
-    /// <summary>A connection accepted and refused at once (select: a descriptor past FD_SETSIZE).</summary>
-    public required Action<IPEndPoint?, string> OnRefused { get; init; }
+    /// <summary>A connection accepted and closed at once, why, and the detail for the log.</summary>
+    public required Action<IPEndPoint?, ModelRefusal, string> OnRefused { get; init; }
 
     /// <summary>accept(2) failed for want of descriptors or memory.</summary>
     public required Action<Exception> OnAcceptFailed { get; init; }

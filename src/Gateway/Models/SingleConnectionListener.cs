@@ -14,13 +14,24 @@ internal sealed class SingleConnectionListener : IConnectionListener
 {
     private ThreadConnection? _connection;
 
-    public SingleConnectionListener(ModelEndPoint endpoint, System.IO.Pipelines.PipeOptions input, System.IO.Pipelines.PipeOptions output)
+    /// <param name="onRefused">The system refused the connection's threads: it is closed, and the worker's end told.</param>
+    public SingleConnectionListener(ModelEndPoint endpoint, System.IO.Pipelines.PipeOptions input, System.IO.Pipelines.PipeOptions output,
+        Action<IPEndPoint?, ModelRefusal, string> onRefused)
     {
         var socket = new FileDescriptor(endpoint.InheritedSocket ?? throw new ArgumentException("no connection was passed", nameof(endpoint)));
         EndPoint = endpoint;
-        var connection = new ThreadConnection(socket, input, output);
-        connection.Start();
+        // This process's one connection: its budget is that connection's threads.
+        var threads = new ThreadBudget(ThreadConnection.ThreadsPerConnection);
+        threads.TryTake(ThreadConnection.ThreadsPerConnection);
+        var connection = new ThreadConnection(socket, input, output, threads);
         _ = connection.Closed.ContinueWith(_ => endpoint.OnServed?.Invoke(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        if (!connection.TryStart(out var refusal))
+        {
+            onRefused(connection.RemoteEndPoint as IPEndPoint, ModelRefusal.NoThread, $"the system refused to start a thread ({refusal.GetType().Name})");
+            connection.DisposeAsync().AsTask().GetAwaiter().GetResult(); // both directions ended already: closes the socket, then OnServed
+            return;
+        }
+
         _connection = connection;
     }
 

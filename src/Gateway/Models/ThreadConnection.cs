@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
 using System.IO.Pipelines;
 using Gateway.Models.Native;
 using Microsoft.AspNetCore.Connections;
@@ -14,21 +15,77 @@ namespace Gateway.Models;
 /// </summary>
 internal sealed class ThreadConnection : ModelConnection
 {
+    /// <summary>A reader and a writer.</summary>
+    public const int ThreadsPerConnection = 2;
+
     private const int StackBytes = 256 * 1024;
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ThreadBudget _threads;
 
-    public ThreadConnection(FileDescriptor socket, PipeOptions input, PipeOptions output)
+    /// <param name="threads">Where <see cref="ThreadsPerConnection"/> threads were taken for this connection; each is given back as its thread ends.</param>
+    public ThreadConnection(FileDescriptor socket, PipeOptions input, PipeOptions output, ThreadBudget threads)
         : base(socket, input, output)
     {
+        _threads = threads;
     }
 
     /// <summary>Completes when the connection is over and its descriptor closed.</summary>
     public Task Closed => _closed.Task;
 
-    public void Start()
+    /// <summary>
+    /// Starts the connection's two threads. False when the system refuses one (a PID or thread limit: EAGAIN,
+    /// which .NET reports as <see cref="OutOfMemoryException"/>): then the connection is over — any thread that
+    /// did start has been told to end, both directions are ended — and the caller refuses it and disposes it.
+    /// That one connection is lost; the exception never reaches the thread that accepts, which would end the
+    /// process and every other connection with it.
+    /// </summary>
+    public bool TryStart([NotNullWhen(false)] out Exception? refusal)
     {
-        new Thread(Receive, StackBytes) { IsBackground = true, Name = $"{ConnectionId} recv" }.Start();
-        new Thread(() => SendLoopAsync().GetAwaiter().GetResult(), StackBytes) { IsBackground = true, Name = $"{ConnectionId} send" }.Start();
+        var send = new Thread(SendOnThisThread, StackBytes) { IsBackground = true, Name = $"{ConnectionId} send" };
+        var receive = new Thread(Receive, StackBytes) { IsBackground = true, Name = $"{ConnectionId} recv" };
+        if (!TryStart(send, out refusal))
+        {
+            _threads.Return(ThreadsPerConnection);
+            ReceiveEnded(new ConnectionAbortedException("no thread could be started for the connection", refusal));
+            SendLoopAsync().GetAwaiter().GetResult(); // returns at once: the read of the output is cancelled
+            return false;
+        }
+
+        if (!TryStart(receive, out refusal))
+        {
+            _threads.Return();
+            ReceiveEnded(new ConnectionAbortedException("no thread could be started for the connection", refusal)); // also ends the send thread
+            return false;
+        }
+
+        return true;
+    }
+
+    private static bool TryStart(Thread thread, [NotNullWhen(false)] out Exception? refusal)
+    {
+        try
+        {
+            thread.Start();
+            refusal = null;
+            return true;
+        }
+        catch (Exception e) when (e is OutOfMemoryException or ThreadStartException)
+        {
+            refusal = e;
+            return false;
+        }
+    }
+
+    private void SendOnThisThread()
+    {
+        try
+        {
+            SendLoopAsync().GetAwaiter().GetResult();
+        }
+        finally
+        {
+            _threads.Return();
+        }
     }
 
     protected override void OnSendEnded() => Shutdown(Libc.ShutRd); // wakes the receive thread if it still waits
@@ -66,6 +123,18 @@ internal sealed class ThreadConnection : ModelConnection
     }
 
     private void Receive()
+    {
+        try
+        {
+            ReceiveUntilEnd();
+        }
+        finally
+        {
+            _threads.Return();
+        }
+    }
+
+    private void ReceiveUntilEnd()
     {
         Exception? error = null;
         try

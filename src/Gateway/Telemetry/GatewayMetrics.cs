@@ -26,6 +26,7 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _closedByAdmin;
     private readonly Histogram<double> _duration;
     private readonly Counter<long> _protocolErrors;
+    private readonly Counter<long> _abandoned;
     private readonly Counter<long> _transfers;
     private readonly Counter<long> _transferBytes;
     private readonly Counter<long> _tlsHandshakes;
@@ -51,7 +52,7 @@ public sealed class GatewayMetrics
             () => own.Select(l => new Measurement<long>(l.Accepted, l.Tags)).Concat(workers.Measure(c => c.Accepted)),
             "{connection}", "Protocol connections admitted");
         _rejected = meter.CreateCounter<long>("gateway.connections.rejected", "{connection}",
-            "Connections closed at accept time, by reason (max_connections, max_connections_per_ip)");
+            "Connections closed at accept time, by reason (max_connections, max_connections_per_ip, model_limit, max_threads, no_thread, no_process)");
         _closedByAdmin = meter.CreateCounter<long>("gateway.connections.closed_by_admin", "{connection}",
             "Connections closed through DELETE /admin/connections/{id}");
         meter.CreateObservableCounter("gateway.io",
@@ -79,6 +80,8 @@ public sealed class GatewayMetrics
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
         _protocolErrors = meter.CreateCounter<long>("gateway.protocol.errors", "{error}",
             "Requests answered with an error (bad_json, bad_request, unknown_method, bad_params, too_large, ...), by code");
+        _abandoned = meter.CreateCounter<long>("gateway.requests.abandoned", "{request}",
+            "Requests stopped unanswered because their connection ended while they ran or waited for the CPU (RPC work, sleep), by operation");
         _transfers = meter.CreateCounter<long>("gateway.transfers", "{transfer}",
             "FTP data transfers ended, by direction (receive: upload, transmit: download or listing) and outcome");
         _transferBytes = meter.CreateCounter<long>("gateway.transfer.io", "By", "Bytes moved on FTP data connections, by direction");
@@ -94,6 +97,7 @@ public sealed class GatewayMetrics
             [_closedByAdmin.Name] = _closedByAdmin,
             [_duration.Name] = _duration,
             [_protocolErrors.Name] = _protocolErrors,
+            [_abandoned.Name] = _abandoned,
             [_transfers.Name] = _transfers,
             [_transferBytes.Name] = _transferBytes,
             [_tlsHandshakes.Name] = _tlsHandshakes,
@@ -101,6 +105,14 @@ public sealed class GatewayMetrics
         if (pool is not null)
         {
             pool.MetricsReceived += AddFromWorker;
+            pool.ConnectionNotServed += key =>
+            {
+                if (listeners.Stats.FirstOrDefault(l => l.Endpoint.Key == key) is { } listener)
+                {
+                    listener.RejectedOne();
+                    Rejected(listener, WorkerPool.NoProcess);
+                }
+            };
         }
     }
 
@@ -181,6 +193,9 @@ public sealed class GatewayMetrics
             _protocolErrors.Add(1, tags);
         }
     }
+
+    public void Abandoned(ListenerStats listener, string operation) =>
+        _abandoned.Add(1, new TagList(listener.Tags) { { "operation", operation } });
 
     public void TransferEnded(ListenerStats listener, string direction, long bytes, string outcome)
     {

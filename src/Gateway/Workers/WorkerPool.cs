@@ -7,6 +7,7 @@ using Gateway.Admin;
 using Gateway.Connections;
 using Gateway.Listeners;
 using Gateway.Models.Native;
+using Gateway.Telemetry;
 
 namespace Gateway.Workers;
 
@@ -59,6 +60,7 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
     private readonly List<Task> _supervisors = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<int, WorkerSlot> _slots = new();
     private readonly List<Thread> _acceptThreads = [];
+    private readonly LogThrottle _notServed = new(TimeSpan.FromSeconds(10));
 
     /// <summary>per-connection: what exited processes counted, by listener (their active count is 0).</summary>
     private readonly Dictionary<string, ListenerCounts> _retired = [];
@@ -85,6 +87,16 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
 
     /// <summary>A worker's heartbeat carried metric deltas: the worker's label (as in <see cref="ListenerCounts()"/>) and the deltas.</summary>
     public event Action<string, IReadOnlyList<MetricDelta>>? MetricsReceived;
+
+    /// <summary>
+    /// per-connection: a connection was closed unserved because no worker process could be started for it, or
+    /// its process died before it took the connection (a PID limit leaves room for neither); the listener's key.
+    /// Counted as rejected with reason <see cref="NoProcess"/>.
+    /// </summary>
+    public event Action<string>? ConnectionNotServed;
+
+    /// <summary>The <c>reason</c> of <c>gateway.connections.rejected</c> for <see cref="ConnectionNotServed"/>.</summary>
+    public const string NoProcess = "no_process";
 
     /// <summary>Whether any listener runs on the pool.</summary>
     public bool IsActive => _active;
@@ -337,6 +349,7 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
             _supervisors.Add(finished.Task);
         }
 
+        string? failure = null;
         try
         {
             using var process = Spawn(slot, _controlPath);
@@ -344,21 +357,44 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
             slot.State = WorkerStates.Exited;
             if (process.ExitCode != 0)
             {
-                LogConnectionWorkerFailed(_logger, slot.Index, slot.Pid, process.ExitCode);
+                failure = $"its worker (pid {slot.Pid}) exited with code {process.ExitCode}";
+                if (slot.Connection is null)
+                {
+                    LogConnectionWorkerFailed(_logger, slot.Index, slot.Pid, process.ExitCode); // after it took its connection
+                }
             }
         }
-        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or IOException)
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or IOException or OutOfMemoryException)
         {
-            LogSpawnFailed(_logger, slot.Index, e.Message); // the client sees its connection close
+            // fork(2) refused (EAGAIN under a PID limit), or a thread the start needs: this connection alone is lost.
+            failure = $"no worker process could be started: {e.Message}";
         }
         finally
         {
-            slot.Connection?.Dispose(); // never handed over
+            // Never handed over: the client sees its connection close, counted and logged once per burst
+            // (unless the pool is stopping, which ends such connections anyway).
+            var never = slot.Connection;
+            never?.Dispose();
+            if (never is not null && !_stopping.IsCancellationRequested)
+            {
+                var listener = slot.ConnectionListener!.Key;
+                ConnectionNotServed?.Invoke(listener);
+                if (_notServed.TryTake(out var count))
+                {
+                    LogConnectionsNotServed(_logger, count, listener, failure ?? "its worker exited before it took the connection");
+                }
+            }
+
             slot.Ready.TrySetResult();
             lock (_retired)
             {
-                // Together, so a metrics collection never sees the process both live and retired, or neither.
-                Retire(slot);
+                // Together, so a metrics collection never sees the process both live and retired, or neither. A
+                // connection never handed over was refused, not accepted (as one over MaxConnections is).
+                if (never is null)
+                {
+                    Retire(slot);
+                }
+
                 _slots.TryRemove(slot.Index, out _);
             }
 
@@ -842,6 +878,10 @@ public sealed partial class WorkerPool : IHostedService, IDisposable
 
     [LoggerMessage(EventId = 69, Level = LogLevel.Warning, Message = "Connection worker {Index} (pid {Pid}) exited with code {Code}")]
     private static partial void LogConnectionWorkerFailed(ILogger logger, int index, int pid, int code);
+
+    [LoggerMessage(EventId = 57, Level = LogLevel.Warning,
+        Message = "Closed {Count} connection(s) on {Listener} unserved: no worker process took them (latest: {Reason}); a PID limit such as the cgroup's pids.max? Gateway:Workers:MaxProcesses sets a cap below it")]
+    private static partial void LogConnectionsNotServed(ILogger logger, long count, string listener, string reason);
 
     [LoggerMessage(EventId = 59, Level = LogLevel.Error, Message = "{Listener}: accept failed: {Reason}; retrying")]
     private static partial void LogAcceptFailed(ILogger logger, string listener, string reason);

@@ -10,9 +10,14 @@ namespace Gateway.Protocols.Rpc;
 /// answered before one flush, so a client that pipelines N requests gets N replies in one write — unless the
 /// batch takes longer than 10 ms, which then sends what it has every 10 ms (and stops if the client has gone).
 /// A fault in a method's own code is that request's <c>internal_error</c>, never the connection's end.
+/// A long method (<c>sleep</c>, a heavy <c>work</c>) stops when the connection ends under it — the client closed
+/// or reset it, or the host aborted it — and the request is counted as abandoned, not answered.
 /// </summary>
-public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
+/// <param name="cpu">Where heavy requests wait for a core; by default the process's one queue.</param>
+public sealed class RpcHandler(ProtocolLimits limits, CpuSlots? cpu = null) : ConnectionHandler
 {
+    private readonly CpuSlots _cpu = cpu ?? CpuSlots.PerProcess;
+
     // A batch that runs this long sends the replies it has so far (see the loop).
     private static readonly TimeSpan BatchFlushInterval = TimeSpan.FromMilliseconds(10);
 
@@ -49,8 +54,9 @@ public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
                 {
                     // A long batch (slow methods, a deep pipeline, a backlog) sends what it has every few ms: the
                     // client sees replies early, and a client that has gone is noticed — the send fails — instead
-                    // of its whole backlog being computed for nobody. (Not ConnectionClosed: Kestrel raises it on
-                    // the client's FIN, and a client that half-closes after its last request still wants replies.)
+                    // of its whole backlog being computed for nobody. (Not ConnectionClosed: it fires on the client's
+                    // FIN, and a client that half-closes after its last request still wants the replies to its quick
+                    // requests; only a long method stops on it.)
                     idle.Arm();
                     if ((await replies.FlushAsync(idle.Token)).IsCompleted)
                     {
@@ -67,7 +73,13 @@ public sealed class RpcHandler(ProtocolLimits limits) : ConnectionHandler
                     RpcOutcome outcome;
                     try
                     {
-                        outcome = await RpcMethods.InvokeAsync(read.Message, replies, connection);
+                        outcome = await RpcMethods.InvokeAsync(read.Message, replies, connection, _cpu);
+                    }
+                    catch (OperationCanceledException) when (connection.ConnectionClosed.IsCancellationRequested)
+                    {
+                        // The connection ended under a long method, which stopped: nobody is left to answer.
+                        activity?.Abandoned(RpcMethodTable.MetricName(RpcRequestParser.Identify(read.Message).Method));
+                        return;
                     }
                     catch (Exception e) when (!ConnectionLifetime.IsExpectedEnd(e, idle, connection))
                     {

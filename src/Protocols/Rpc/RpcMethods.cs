@@ -6,21 +6,33 @@ using Microsoft.AspNetCore.Connections;
 
 namespace Gateway.Protocols.Rpc;
 
-/// <summary>
-/// What each method does. Parsing the request is done once, then dispatch is a switch on the method
-/// (Garnet's habit). Only <c>sleep</c> completes asynchronously; every other method writes its reply
-/// straight into the connection's reply buffer.
-/// </summary>
 /// <summary>Which method a request named and how it ended: <see cref="ProtocolOutcomes.Ok"/> or an error code.</summary>
 internal readonly record struct RpcOutcome(RpcMethod Method, string Outcome);
 
+/// <summary>
+/// What each method does. Parsing the request is done once, then dispatch is a switch on the method
+/// (Garnet's habit). Only <c>sleep</c> and a heavy <c>work</c> complete asynchronously; every other method
+/// writes its reply straight into the connection's reply buffer.
+/// </summary>
+/// <remarks>
+/// The long methods follow the connection's life (<see cref="ConnectionContext.ConnectionClosed"/>: the client
+/// closed or reset, or the host aborted it after a close request's grace): a <c>sleep</c> ends, a heavy
+/// <c>work</c> stops at its next slice or leaves the CPU queue, with <see cref="OperationCanceledException"/>.
+/// </remarks>
 internal static class RpcMethods
 {
     public const long MaxSleepMilliseconds = 10_000;
     public const long MaxWorkRounds = 10_000_000;
 
-    /// <summary>Answers one request frame; completes synchronously for every method but <c>sleep</c>.</summary>
-    public static ValueTask<RpcOutcome> InvokeAsync(in ReadOnlySequence<byte> body, RpcReplyWriter replies, ConnectionContext connection)
+    /// <summary>
+    /// <c>work</c> runs in slices of this many rounds (a few milliseconds) and looks at its connection between
+    /// them. A request of one slice or less runs at once, on the request's own thread; a longer one is heavy: it
+    /// waits its turn for one of the <see cref="CpuSlots"/> and stops when its client leaves.
+    /// </summary>
+    public const long WorkSliceRounds = 4096;
+
+    /// <summary>Answers one request frame; completes synchronously for every method but <c>sleep</c> and a heavy <c>work</c>.</summary>
+    public static ValueTask<RpcOutcome> InvokeAsync(in ReadOnlySequence<byte> body, RpcReplyWriter replies, ConnectionContext connection, CpuSlots cpu)
     {
         if (!RpcRequestParser.TryParse(body, out var request, out var error))
         {
@@ -67,11 +79,12 @@ internal static class RpcMethods
                 problem = TryReadBounded(request, RpcJsonContext.Default.WorkParams, static p => p.Rounds, MaxWorkRounds, "rounds", out var rounds);
                 if (problem is null)
                 {
-                    JsonSerializer.Serialize(
-                        replies.BeginReply(RpcMethodTable.OutWord(RpcMethod.Work)),
-                        new WorkResult(rounds, Work(rounds)),
-                        RpcJsonContext.Default.WorkResult);
-                    replies.EndReply(request);
+                    if (rounds > WorkSliceRounds)
+                    {
+                        return HeavyWorkAsync(request, rounds, replies, cpu, connection.ConnectionClosed);
+                    }
+
+                    WriteWork(request, rounds, Work(rounds, CancellationToken.None), replies);
                 }
 
                 break;
@@ -211,23 +224,54 @@ internal static class RpcMethods
 
     /// <summary>
     /// The CPU-bound method for comparing models: <paramref name="rounds"/> chained SHA-256 hashes starting
-    /// from 32 zero bytes. Deterministic, so a client can check the answer.
+    /// from 32 zero bytes. Deterministic, so a client can check the answer. Throws
+    /// <see cref="OperationCanceledException"/> between slices once <paramref name="stop"/> fires.
     /// </summary>
-    internal static string Work(long rounds)
+    internal static string Work(long rounds, CancellationToken stop)
     {
         Span<byte> buffers = stackalloc byte[SHA256.HashSizeInBytes * 2];
         buffers.Clear();
         var current = buffers[..SHA256.HashSizeInBytes];
         var next = buffers[SHA256.HashSizeInBytes..];
-        for (long i = 0; i < rounds; i++)
+        for (long done = 0; done < rounds; done += WorkSliceRounds)
         {
-            SHA256.HashData(current, next);
-            var swap = current;
-            current = next;
-            next = swap;
+            stop.ThrowIfCancellationRequested();
+            var slice = Math.Min(WorkSliceRounds, rounds - done);
+            for (long i = 0; i < slice; i++)
+            {
+                SHA256.HashData(current, next);
+                var swap = current;
+                current = next;
+                next = swap;
+            }
         }
 
         return Convert.ToHexStringLower(current);
+    }
+
+    /// <summary>
+    /// A <c>work</c> past one slice: it waits for a CPU slot in turn, then computes, and both stop when the
+    /// connection ends — a client that sent it and left costs a few milliseconds, not seconds of a core.
+    /// </summary>
+    private static async ValueTask<RpcOutcome> HeavyWorkAsync(RpcRequest request, long rounds, RpcReplyWriter replies, CpuSlots cpu, CancellationToken connectionClosed)
+    {
+        string digest;
+        using (await cpu.EnterAsync(connectionClosed))
+        {
+            digest = Work(rounds, connectionClosed);
+        }
+
+        WriteWork(request, rounds, digest, replies);
+        return new RpcOutcome(RpcMethod.Work, ProtocolOutcomes.Ok);
+    }
+
+    private static void WriteWork(in RpcRequest request, long rounds, string digest, RpcReplyWriter replies)
+    {
+        JsonSerializer.Serialize(
+            replies.BeginReply(RpcMethodTable.OutWord(RpcMethod.Work)),
+            new WorkResult(rounds, digest),
+            RpcJsonContext.Default.WorkResult);
+        replies.EndReply(request);
     }
 
     private static async ValueTask<RpcOutcome> SleepAsync(RpcRequest request, long milliseconds, RpcReplyWriter replies, CancellationToken connectionClosed)

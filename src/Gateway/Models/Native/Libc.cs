@@ -38,6 +38,18 @@ internal static unsafe partial class Libc
     /// <summary>select(2)'s fixed set size: a descriptor at or above it cannot be watched by select.</summary>
     public const int FdSetSize = 1024;
 
+    /// <summary>RLIMIT_NPROC: the tasks (processes and threads) the process's real user may have; RLIM_INFINITY: none.</summary>
+    public const int RlimitNproc = 6;
+    public const ulong RlimInfinity = ulong.MaxValue;
+
+    /// <summary>getrlimit(2)'s struct rlimit.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct ResourceLimit
+    {
+        public ulong Current;
+        public ulong Maximum;
+    }
+
     /// <summary>One epoll_event: packed on x86-64 (12 bytes), naturally aligned elsewhere.</summary>
     [StructLayout(LayoutKind.Sequential, Pack = 4)]
     public struct EpollEvent
@@ -309,6 +321,17 @@ internal static unsafe partial class Libc
         return NativeResult.From(Read(eventFd, &count, sizeof(ulong)));
     }
 
+    public static NativeResult GetResourceLimit(int resource, out ResourceLimit limit)
+    {
+        ResourceLimit value;
+        var result = NativeResult.From(GetRLimit(resource, &value));
+        limit = value;
+        return result;
+    }
+
+    /// <summary>geteuid(2): 0 for root, whom RLIMIT_NPROC does not bind.</summary>
+    public static uint EffectiveUserId() => GetEUid();
+
     private static NativeResult Name(FileDescriptor socket, Span<byte> address, out int addressLength, bool peer)
     {
         var length = (uint)address.Length;
@@ -322,6 +345,12 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     internal static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "getrlimit", SetLastError = true)]
+    private static partial int GetRLimit(int resource, ResourceLimit* limit);
+
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint GetEUid();
 
     [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
     private static partial int SocketCall(int domain, int type, int protocol);
