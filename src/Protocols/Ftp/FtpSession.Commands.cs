@@ -34,13 +34,12 @@ internal sealed partial class FtpSession
         _pendingUser = null;
         if (!_guard.IsLockedOut(_peer) && TryLogIn(name, command.Argument))
         {
-            _guard.Succeeded(_peer);
-            _loginFailures = 0;
             await ReplyAsync(230, $"User {name} logged in{(_readOnly ? " (read-only)" : "")}.");
             return;
         }
 
         _guard.Failed(_peer);
+        // Never reset on this connection, by any login: its failures are its guesses.
         _loginFailures++;
         await Task.Delay(_options.LoginFailureDelay); // slows guessing; the same delay whatever was wrong
         if (_loginFailures >= _options.MaxLoginFailuresPerConnection)
