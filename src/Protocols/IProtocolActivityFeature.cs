@@ -27,6 +27,11 @@ public interface IProtocolActivityFeature
     /// <param name="succeeded">Whether the session was established; false for a failure, a timeout or a client gone mid-handshake.</param>
     void TlsHandshakeEnded(string channel, bool succeeded);
 
+    /// <summary>A login ended (FTP: a PASS).</summary>
+    /// <param name="outcome"><see cref="ProtocolOutcomes.Ok"/>, <c>failed</c>, <c>locked_out</c>, <c>queue_full</c> or <c>queue_timeout</c>.</param>
+    /// <param name="check">What checked the password: <c>hash</c> (PBKDF2) or <c>none</c>.</param>
+    void LoginEnded(string outcome, string check);
+
     /// <summary>
     /// Protocol facts for the admin API (FTP: user, directory, transfer in progress), read only when someone
     /// looks, so keeping them current costs nothing.

@@ -9,6 +9,8 @@ internal sealed class RecordingActivity : IProtocolActivityFeature
 
     public ConcurrentQueue<(string Operation, Exception Exception)> Faults { get; } = new();
 
+    public ConcurrentQueue<(string Outcome, string Check)> Logins { get; } = new();
+
     public Func<IReadOnlyDictionary<string, string?>>? Details { get; set; }
 
     public void MessageHandled(string operation, string outcome, double seconds) => Messages.Enqueue((operation, outcome));
@@ -22,4 +24,6 @@ internal sealed class RecordingActivity : IProtocolActivityFeature
     public void TlsHandshakeEnded(string channel, bool succeeded)
     {
     }
+
+    public void LoginEnded(string outcome, string check) => Logins.Enqueue((outcome, check));
 }

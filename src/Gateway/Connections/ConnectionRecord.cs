@@ -110,6 +110,9 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
     public void TlsHandshakeEnded(string channel, bool succeeded) =>
         _metrics?.TlsHandshakeEnded(Listener, channel, succeeded);
 
+    public void LoginEnded(string outcome, string check) =>
+        _metrics?.LoginEnded(Listener, outcome, check);
+
     public Func<IReadOnlyDictionary<string, string?>>? Details { get; set; }
 
     /// <summary>

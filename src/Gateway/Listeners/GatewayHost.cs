@@ -79,6 +79,8 @@ public static partial class GatewayHost
         var ftpEndpoints = endpoints.Where(e => e.Protocol == ListenerProtocol.Ftp).ToArray();
         builder.Services.AddSingleton(sp => FtpOptionsFrom(options.Ftp, contentRoot, limits, worker, ftpEndpoints, sp.GetRequiredService<ServerCertificate>()));
         builder.Services.AddSingleton<FtpLoginGuard>();
+        builder.Services.AddSingleton<FtpPasswordVerifier>();
+        builder.Services.AddSingleton<FtpAuthenticator>();
         builder.Services.AddSingleton<ConnectionAdmission>();
         builder.Services.AddSingleton<ConnectionRegistry>();
         builder.Services.AddSingleton<ConnectionMiddleware>();
@@ -182,6 +184,9 @@ public static partial class GatewayHost
             LoginFailureDelay = TimeSpan.FromSeconds(ftp.LoginFailureDelaySeconds),
             MaxLoginFailuresPerAddress = ftp.MaxLoginFailuresPerAddress,
             LockoutDuration = TimeSpan.FromSeconds(ftp.LockoutSeconds),
+            MaxConcurrentLogins = ftp.MaxConcurrentLogins,
+            MaxQueuedLogins = ftp.MaxQueuedLogins,
+            LoginQueueTimeout = TimeSpan.FromSeconds(ftp.LoginQueueTimeoutSeconds),
             DataTimeout = TimeSpan.FromSeconds(Math.Clamp(limits.IdleTimeoutSeconds, 1, 30)),
             // AUTH TLS and PROT P share the listeners' certificate context (so data connections can resume the
             // control connection's session), looked up per handshake so a reloaded certificate applies. TLS 1.2:

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
+using Gateway.Protocols.Framing;
 using Microsoft.AspNetCore.Connections;
 
 namespace Gateway.Protocols.Ftp;
@@ -16,13 +17,15 @@ internal sealed partial class FtpSession : IAsyncDisposable
     private static readonly Dictionary<FtpVerb, CommandSpec> Commands = CreateCommands();
 
     private readonly FtpOptions _options;
-    private readonly FtpLoginGuard _guard;
+    private readonly FtpAuthenticator _authenticator;
     private readonly IProtocolActivityFeature? _activity;
     private PipeWriter _output; // the transport's, or TLS's after AUTH TLS
     private readonly SemaphoreSlim _replyLock = new(1, 1);
     private readonly FtpDataChannel _data = new();
     private readonly IPAddress _peer;
     private readonly IPAddress _local;
+    private readonly CancellationToken _connectionClosed;
+    private readonly CancellationToken _closeRequested;
 
     private string? _pendingUser;
     private string? _userName;
@@ -36,10 +39,12 @@ internal sealed partial class FtpSession : IAsyncDisposable
     private int _loginFailures;
     private int _lastReplyCode;
 
-    public FtpSession(ConnectionContext connection, FtpOptions options, FtpLoginGuard guard)
+    public FtpSession(ConnectionContext connection, FtpOptions options, FtpAuthenticator authenticator)
     {
         _options = options;
-        _guard = guard;
+        _authenticator = authenticator;
+        _connectionClosed = connection.ConnectionClosed;
+        _closeRequested = ConnectionLifetime.CloseRequested(connection);
         _activity = connection.Features.Get<IProtocolActivityFeature>();
         _output = connection.Transport.Output;
         _peer = FtpDataChannel.Canonical((connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.Loopback);

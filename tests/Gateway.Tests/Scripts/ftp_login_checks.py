@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""FTP login checks with Python's ftplib, one per invocation: lockouts.
+"""FTP login checks with Python's ftplib and raw sockets, one per invocation: lockouts, the login queue.
 
-usage: ftp_login_checks.py HOST PORT CHECK   -- prints "ok CHECK" and exits 0, or fails with a traceback.
+usage: ftp_login_checks.py HOST PORT CHECK [RPC_PORT]   -- prints "ok CHECK" (and what it measured) and exits 0,
+                                                           or fails with a traceback.
 Accounts the gateway under test must have: alice / alice-pw, bob / bob-pw; anonymous logins allowed. Each check
 connects from loopback addresses of its own (127.0.0.x), so per-address lockouts never cross checks.
 """
 import ftplib
+import json
+import socket
+import struct
 import sys
+import time
 
 from ftp_common import expect_error  # beside this script
 
 HOST, PORT, CHECK = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+RPC_PORT = int(sys.argv[4]) if len(sys.argv) > 4 else None
 
 
 def connect(source, timeout=20):
@@ -73,6 +79,79 @@ def check_connection_failures_survive_anonymous():
         raise AssertionError("connection still open after three failed logins")
     except (EOFError, OSError, ftplib.Error):
         pass
+
+
+def check_queue_full_421():
+    """With one verification at a time and no queue, a second PASS while the first is hashed gets 421 at once."""
+    first = socket.create_connection((HOST, PORT), timeout=60, source_address=("127.0.0.10", 0))
+    first.sendall(b"USER alice\r\nPASS wrong\r\n")
+    reader = first.makefile("rb")
+    assert reader.readline().startswith(b"220")
+    assert reader.readline().startswith(b"331")
+    time.sleep(0.2)  # the first PASS is being hashed (it takes seconds here)
+    second = connect("127.0.0.10")
+    second.sendcmd("USER bob")
+    reply = expect_error("421", second.sendcmd, "PASS bob-pw")
+    assert not second.sock.recv(1), "the connection stays open after 421"
+    second.close()
+    assert reader.readline().startswith(b"530"), "the first PASS is answered as usual"
+    first.close()
+    print(reply)
+
+
+def rpc_ping(sock):
+    body = json.dumps({"in": "ping", "params": "storm"}).encode()
+    started = time.perf_counter()
+    sock.sendall(struct.pack("<I", len(body)) + body)
+    header = recv_exactly(sock, 4)
+    reply = json.loads(recv_exactly(sock, struct.unpack("<I", header)[0]))
+    assert reply.get("out") == "pong", reply
+    return time.perf_counter() - started
+
+
+def recv_exactly(sock, count):
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        assert chunk, "the RPC connection closed"
+        data += chunk
+    return data
+
+
+def check_storm_ping():
+    """40 PASS with an expensive hash from 8 addresses, all waiting at once; meanwhile RPC pings (on a connection
+    opened before, and on new ones) answer within 2 s each. The FTP connections are closed at the end."""
+    assert RPC_PORT, "needs the RPC port"
+    rpc = socket.create_connection((HOST, RPC_PORT), timeout=30)
+    rpc_ping(rpc)  # connected and served before the storm
+    storm = []
+    try:
+        for i in range(40):
+            s = socket.create_connection((HOST, PORT), timeout=30, source_address=(f"127.0.1.{i % 8 + 1}", 0))
+            s.sendall(b"USER alice\r\nPASS wrong\r\n")
+            storm.append(s)
+        time.sleep(1)  # the PASS lines have arrived and are being hashed or waiting
+        latencies = []
+        for _ in range(3):
+            try:
+                latencies.append(rpc_ping(rpc))
+            except socket.timeout:
+                latencies.append(float("inf"))
+        for _ in range(2):
+            try:
+                started = time.perf_counter()
+                fresh = socket.create_connection((HOST, RPC_PORT), timeout=30)
+                rpc_ping(fresh)
+                latencies.append(time.perf_counter() - started)
+                fresh.close()
+            except socket.timeout:
+                latencies.append(float("inf"))
+    finally:
+        for s in storm:
+            s.close()
+        rpc.close()
+    print("RPC ping during the login storm (s): " + ", ".join(f"{t:.3f}" for t in latencies))
+    assert max(latencies) < 2, latencies
 
 
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}

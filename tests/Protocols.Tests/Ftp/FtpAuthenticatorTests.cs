@@ -1,0 +1,69 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Gateway.Protocols.Ftp;
+
+namespace Gateway.Protocols.Tests.Ftp;
+
+/// <summary>
+/// The login decision over the real PBKDF2 (at 1000 rounds), the real guard and the verifier's threads; the seam is
+/// the verification function, which the tests wrap to see every PBKDF2 run and the hash it ran on.
+/// </summary>
+public sealed class FtpAuthenticatorTests : IDisposable
+{
+    private static readonly IPAddress Client = IPAddress.Parse("192.0.2.10");
+    private static readonly string AliceHash = FtpPasswordHasher.Hash("alice-pw", 1000);
+    private static readonly string BobHash = FtpPasswordHasher.Hash("bob-pw", 1000);
+
+    private readonly ConcurrentQueue<string> _verified = new(); // the stored hash of each PBKDF2 run
+    private readonly FtpPasswordVerifier _verifier;
+
+    public FtpAuthenticatorTests() => _verifier = new FtpPasswordVerifier(1, 8, (password, hash) =>
+    {
+        _verified.Enqueue(hash);
+        return FtpPasswordHasher.Verify(password, hash);
+    });
+
+    public void Dispose() => _verifier.Dispose();
+
+    private static FtpOptions Options(params FtpUser[] users) => new()
+    {
+        Root = "/unused",
+        Users = users.Length > 0 ? users : [new FtpUser("alice", AliceHash), new FtpUser("bob", BobHash)],
+        AllowAnonymous = true,
+        MaxLoginFailuresPerAddress = 3,
+    };
+
+    private FtpAuthenticator Authenticator(FtpOptions? options = null)
+    {
+        options ??= Options();
+        return new FtpAuthenticator(options, new FtpLoginGuard(options), _verifier);
+    }
+
+    private static Task<FtpLogin> LogIn(FtpAuthenticator authenticator, string name, string password, IPAddress? from = null) =>
+        authenticator.LogInAsync(from ?? Client, name, password, CancellationToken.None);
+
+    [Fact]
+    public async Task OtherAccountsLoginsDoNotClearTheAddressesFailures()
+    {
+        var authenticator = Authenticator();
+        Assert.Equal(FtpLoginOutcome.Failed, (await LogIn(authenticator, "alice", "guess-1")).Outcome);
+        Assert.Equal(FtpLoginOutcome.Ok, (await LogIn(authenticator, "bob", "bob-pw")).Outcome);
+        Assert.Equal(FtpLoginOutcome.Failed, (await LogIn(authenticator, "alice", "guess-2")).Outcome);
+        Assert.Equal(FtpLoginOutcome.Ok, (await LogIn(authenticator, "anonymous", "a@b")).Outcome);
+        Assert.Equal(FtpLoginOutcome.Failed, (await LogIn(authenticator, "alice", "guess-3")).Outcome);
+        var runs = _verified.Count;
+
+        Assert.Equal(new FtpLogin(FtpLoginOutcome.LockedOut, FtpPasswordCheck.None), await LogIn(authenticator, "alice", "alice-pw"));
+        Assert.Equal(FtpLoginOutcome.LockedOut, (await LogIn(authenticator, "bob", "bob-pw")).Outcome);
+        Assert.Equal(runs, _verified.Count); // a locked-out address costs no hash
+        Assert.Equal(FtpLoginOutcome.Ok, (await LogIn(authenticator, "alice", "alice-pw", IPAddress.Parse("192.0.2.11"))).Outcome);
+    }
+
+    [Fact]
+    public async Task AnonymousIsAReadOnlyAccountInItsHomeAndRunsNoHash()
+    {
+        var login = await LogIn(Authenticator(), "FTP", "guest@example.org");
+        Assert.Equal((FtpLoginOutcome.Ok, FtpPasswordCheck.None, true, "anonymous"), (login.Outcome, login.Check, login.User!.ReadOnly, login.User.Home));
+        Assert.Empty(_verified);
+    }
+}
