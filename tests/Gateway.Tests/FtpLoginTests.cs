@@ -12,8 +12,9 @@ public sealed class FtpLoginPolicyFixture : FtpFixture
 }
 
 /// <summary>
-/// alice and bob hashed with 3 million PBKDF2 rounds (about a second here), so a verification lasts; no failure
-/// delay and no practical lockout; one verification at a time and none waiting.
+/// alice and bob hashed with 3 million PBKDF2 rounds (about a second here), so the hash dominates a login; no
+/// failure delay and no practical lockout, so every wrong password costs exactly one verification; one
+/// verification at a time and none waiting.
 /// </summary>
 public sealed class FtpSlowHashFixture : FtpFixture
 {
@@ -93,6 +94,10 @@ public sealed class FtpLoginPolicyTests(FtpLoginPolicyFixture fixture, ITestOutp
 [Collection(FtpHashingTests.Name)]
 public sealed class FtpSlowHashTests(FtpSlowHashFixture fixture, ITestOutputHelper output) : IClassFixture<FtpSlowHashFixture>
 {
+    [Fact]
+    public Task AWrongPasswordTakesAsLongForAMissingUserAsForAnExistingOne() =>
+        FtpLoginChecks.RunAsync(fixture.Gateway, "same_time_for_missing_user", output);
+
     [Fact]
     public async Task APassBeyondTheQueueGets421AtOnceAndIsCounted()
     {

@@ -49,7 +49,9 @@ public readonly record struct FtpLogin(FtpLoginOutcome Outcome, FtpPasswordCheck
 
 /// <summary>
 /// Decides a USER/PASS pair, in this order: the address's lockout, anonymous, then PBKDF2 on the password
-/// verifier's threads. A failed login counts against the address; a busy verifier's refusal does not.
+/// verifier's threads. A name that does not exist is verified too, against a decoy hash of the same cost, so neither
+/// the answer nor its timing tells which names exist. A failed login counts against the address; a busy verifier's
+/// refusal does not.
 /// </summary>
 public sealed class FtpAuthenticator
 {
@@ -59,6 +61,7 @@ public sealed class FtpAuthenticator
     private readonly FtpLoginGuard _guard;
     private readonly FtpPasswordVerifier _verifier;
     private readonly Dictionary<string, FtpUser> _users;
+    private readonly string _decoyHash;
 
     public FtpAuthenticator(FtpOptions options, FtpLoginGuard guard, FtpPasswordVerifier verifier)
     {
@@ -67,6 +70,7 @@ public sealed class FtpAuthenticator
         _guard = guard;
         _verifier = verifier;
         _users = options.Users.ToDictionary(u => u.Name, StringComparer.Ordinal);
+        _decoyHash = FtpPasswordHasher.Decoy(options.Users.Select(u => u.PasswordHash));
     }
 
     /// <summary>Whether <paramref name="name"/> logs in anonymously here (any password, read-only).</summary>
@@ -92,19 +96,15 @@ public sealed class FtpAuthenticator
             return new FtpLogin(FtpLoginOutcome.Ok, FtpPasswordCheck.None, new FtpUser(name, "", ReadOnly: true, Home: _options.AnonymousHome));
         }
 
-        if (!_users.TryGetValue(name, out var user))
-        {
-            _guard.Failed(address);
-            return new FtpLogin(FtpLoginOutcome.Failed, FtpPasswordCheck.None);
-        }
-
-        switch (await _verifier.VerifyAsync(password, user.PasswordHash, _options.LoginQueueTimeout, cancellationToken))
+        var user = _users.GetValueOrDefault(name);
+        var hash = user?.PasswordHash ?? _decoyHash;
+        switch (await _verifier.VerifyAsync(password, hash, _options.LoginQueueTimeout, cancellationToken))
         {
             case FtpVerification.QueueFull:
                 return new FtpLogin(FtpLoginOutcome.QueueFull, FtpPasswordCheck.None);
             case FtpVerification.TimedOut:
                 return new FtpLogin(FtpLoginOutcome.QueueTimeout, FtpPasswordCheck.None);
-            case FtpVerification.Matched:
+            case FtpVerification.Matched when user is not null:
                 return new FtpLogin(FtpLoginOutcome.Ok, FtpPasswordCheck.Hash, user);
             default:
                 _guard.Failed(address);

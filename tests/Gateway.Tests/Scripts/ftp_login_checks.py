@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""FTP login checks with Python's ftplib and raw sockets, one per invocation: lockouts, the login queue.
+"""FTP login checks with Python's ftplib and raw sockets, one per invocation: lockouts, timing, the login queue.
 
 usage: ftp_login_checks.py HOST PORT CHECK [RPC_PORT]   -- prints "ok CHECK" (and what it measured) and exits 0,
                                                            or fails with a traceback.
@@ -9,6 +9,7 @@ connects from loopback addresses of its own (127.0.0.x), so per-address lockouts
 import ftplib
 import json
 import socket
+import statistics
 import struct
 import sys
 import time
@@ -79,6 +80,35 @@ def check_connection_failures_survive_anonymous():
         raise AssertionError("connection still open after three failed logins")
     except (EOFError, OSError, ftplib.Error):
         pass
+
+
+def time_wrong_password(user, source):
+    ftp = connect(source, timeout=60)
+    ftp.sendcmd("USER " + user)
+    started = time.perf_counter()
+    try:
+        ftp.sendcmd("PASS wrong")
+        raise AssertionError("a wrong password was accepted")
+    except ftplib.Error as e:
+        assert str(e).startswith("530"), e
+    elapsed = time.perf_counter() - started
+    ftp.close()
+    return elapsed
+
+
+def check_same_time_for_missing_user():
+    """A wrong password takes as long for a user that does not exist as for one that does (medians of eight each,
+    taken in the order ABBA so that a change in the machine's load falls on both alike, within 25 % of each other):
+    the reply time tells nothing about which names exist."""
+    times = {"alice": [], "nobody-here": []}
+    for i in range(8):
+        for user in ("alice", "nobody-here") if i % 2 == 0 else ("nobody-here", "alice"):
+            times[user].append(time_wrong_password(user, "127.0.0.9"))
+    existing, missing = times["alice"], times["nobody-here"]
+    a, b = statistics.median(existing), statistics.median(missing)
+    print(f"wrong password, median of {len(existing)}: existing user {a:.3f} s, missing user {b:.3f} s "
+          f"(existing {', '.join(f'{t:.3f}' for t in existing)}; missing {', '.join(f'{t:.3f}' for t in missing)})")
+    assert abs(a - b) <= 0.25 * max(a, b), f"existing {a:.3f} s vs missing {b:.3f} s"
 
 
 def check_queue_full_421():

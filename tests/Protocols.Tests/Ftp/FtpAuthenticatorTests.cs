@@ -43,6 +43,35 @@ public sealed class FtpAuthenticatorTests : IDisposable
         authenticator.LogInAsync(from ?? Client, name, password, CancellationToken.None);
 
     [Fact]
+    public async Task AMissingUserCostsTheSameVerificationAsAnExistingOne()
+    {
+        var authenticator = Authenticator();
+        var existing = await LogIn(authenticator, "alice", "wrong");
+        var existingRuns = _verified.ToArray();
+        _verified.Clear();
+        var missing = await LogIn(authenticator, "nobody-here", "wrong");
+        var missingRuns = _verified.ToArray();
+
+        Assert.Equal(existing, missing); // the same outcome, checked the same way
+        Assert.Equal(new FtpLogin(FtpLoginOutcome.Failed, FtpPasswordCheck.Hash), missing);
+        Assert.Equal(
+            existingRuns.Select(FtpPasswordHasher.IterationsOf),
+            missingRuns.Select(FtpPasswordHasher.IterationsOf));
+        Assert.Equal([1000], missingRuns.Select(FtpPasswordHasher.IterationsOf));
+    }
+
+    [Fact]
+    public void TheDecoyCostsWhatMostAccountsCostAndMatchesNothing()
+    {
+        Assert.Equal(FtpPasswordHasher.DefaultIterations, FtpPasswordHasher.IterationsOf(FtpPasswordHasher.Decoy([])));
+        var decoy = FtpPasswordHasher.Decoy([AliceHash, BobHash, FtpPasswordHasher.Hash("old", 500)]);
+        Assert.Equal(1000, FtpPasswordHasher.IterationsOf(decoy));
+        Assert.True(FtpPasswordHasher.IsWellFormed(decoy));
+        Assert.False(FtpPasswordHasher.Verify("", decoy));
+        Assert.NotEqual(decoy, FtpPasswordHasher.Decoy([AliceHash])); // random each time: nothing to precompute
+    }
+
+    [Fact]
     public async Task OtherAccountsLoginsDoNotClearTheAddressesFailures()
     {
         var authenticator = Authenticator();
