@@ -29,7 +29,7 @@ public interface IProtocolActivityFeature
 
     /// <summary>A login ended (FTP: a PASS).</summary>
     /// <param name="outcome"><see cref="ProtocolOutcomes.Ok"/>, <c>failed</c>, <c>locked_out</c>, <c>queue_full</c> or <c>queue_timeout</c>.</param>
-    /// <param name="check">What checked the password: <c>hash</c> (PBKDF2) or <c>none</c>.</param>
+    /// <param name="check">What checked the password: <c>hash</c> (PBKDF2), <c>cache</c> (a login remembered) or <c>none</c>.</param>
     void LoginEnded(string outcome, string check);
 
     /// <summary>

@@ -89,6 +89,20 @@ public sealed class FtpLoginPolicyTests(FtpLoginPolicyFixture fixture, ITestOutp
     [Fact]
     public Task AnonymousLoginsDoNotResetTheConnectionsFailureCount() =>
         FtpLoginChecks.RunAsync(fixture.Gateway, "connection_failures_survive_anonymous", output);
+
+    [Fact]
+    public async Task ASecondLoginComesFromTheCacheAndAWrongPasswordIsStillHashed()
+    {
+        using var admin = new AdminApi(fixture.Gateway);
+        var before = await admin.MetricsAsync();
+        await FtpLoginChecks.RunAsync(fixture.Gateway, "cache_then_wrong_password", output);
+        var after = await admin.MetricsAsync(m => FtpLoginChecks.Logins(m, "failed", "hash") > FtpLoginChecks.Logins(before, "failed", "hash"));
+        Assert.Equal(
+            (Hashed: 1, Cached: 1, Failed: 1),
+            (Hashed: Delta("ok", "hash"), Cached: Delta("ok", "cache"), Failed: Delta("failed", "hash")));
+
+        int Delta(string outcome, string check) => (int)(FtpLoginChecks.Logins(after, outcome, check) - FtpLoginChecks.Logins(before, outcome, check));
+    }
 }
 
 [Collection(FtpHashingTests.Name)]
@@ -133,6 +147,7 @@ public sealed class FtpLoginSettingsTests
     [InlineData("MaxConcurrentLogins=65", "need 1-64")]
     [InlineData("MaxQueuedLogins=-1", "need 0-100000")]
     [InlineData("LoginQueueTimeoutSeconds=0", "need 1-600 s")]
+    [InlineData("LoginCacheSeconds=-1", "need 0 (off) to 86400 s")]
     public async Task AnOutOfRangeLoginSettingStopsTheStartNamingItsKey(string setting, string reason)
     {
         var (exitCode, _, stderr) = await GatewayProcess.RunToExitAsync([.. GatewayProcess.LoopbackArgs, "--Gateway:Listeners:Ftp:" + setting]);

@@ -288,6 +288,11 @@ public static class GatewayConfiguration
             problems.Add($"{key}:LoginQueueTimeoutSeconds: need 1-600 s");
         }
 
+        if (ftp.LoginCacheSeconds is < 0 or > 86_400)
+        {
+            problems.Add($"{key}:LoginCacheSeconds: need 0 (off) to 86400 s");
+        }
+
         for (var i = 0; i < ftp.Users.Count; i++)
         {
             var user = ftp.Users[i];

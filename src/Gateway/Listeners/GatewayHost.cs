@@ -79,6 +79,7 @@ public static partial class GatewayHost
         var ftpEndpoints = endpoints.Where(e => e.Protocol == ListenerProtocol.Ftp).ToArray();
         builder.Services.AddSingleton(sp => FtpOptionsFrom(options.Ftp, contentRoot, limits, worker, ftpEndpoints, sp.GetRequiredService<ServerCertificate>()));
         builder.Services.AddSingleton<FtpLoginGuard>();
+        builder.Services.AddSingleton<FtpLoginCache>();
         builder.Services.AddSingleton<FtpPasswordVerifier>();
         builder.Services.AddSingleton<FtpAuthenticator>();
         builder.Services.AddSingleton<ConnectionAdmission>();
@@ -187,6 +188,7 @@ public static partial class GatewayHost
             MaxConcurrentLogins = ftp.MaxConcurrentLogins,
             MaxQueuedLogins = ftp.MaxQueuedLogins,
             LoginQueueTimeout = TimeSpan.FromSeconds(ftp.LoginQueueTimeoutSeconds),
+            LoginCacheDuration = TimeSpan.FromSeconds(ftp.LoginCacheSeconds),
             DataTimeout = TimeSpan.FromSeconds(Math.Clamp(limits.IdleTimeoutSeconds, 1, 30)),
             // AUTH TLS and PROT P share the listeners' certificate context (so data connections can resume the
             // control connection's session), looked up per handshake so a reloaded certificate applies. TLS 1.2:

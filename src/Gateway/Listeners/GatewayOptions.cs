@@ -63,6 +63,9 @@ public sealed class FtpListenerOptions
     /// <summary>How long a PASS may wait for its verification before it gets 421.</summary>
     public int LoginQueueTimeoutSeconds { get; set; } = 30;
 
+    /// <summary>How long a successful login is remembered (as an HMAC, never the password), so the next session skips PBKDF2; 0: never.</summary>
+    public int LoginCacheSeconds { get; set; } = 60;
+
     public List<FtpUserOptions> Users { get; } = [];
 }
 

@@ -91,7 +91,7 @@ public sealed class GatewayMetrics
             "Kestrel's kestrel.tls_handshake.duration has the same for TLS listeners of this process, with timings");
         _logins = meter.CreateCounter<long>("gateway.logins", "{login}",
             "FTP logins (PASS) by outcome (ok, failed, locked_out, queue_full, queue_timeout) and by what checked the password " +
-            "(hash: PBKDF2, none)");
+            "(hash: PBKDF2, cache: a login remembered, none)");
         if (passwordVerifier is not null)
         {
             meter.CreateObservableUpDownCounter("gateway.logins.pending", () => new Measurement<long>(passwordVerifier.Pending, FtpTag),

@@ -19,10 +19,11 @@ public enum FtpLoginOutcome
     QueueTimeout,
 }
 
-/// <summary>What a login cost: nothing checked (anonymous, refused before), or PBKDF2.</summary>
+/// <summary>What a login cost: nothing checked (anonymous, refused before), a remembered login, or PBKDF2.</summary>
 public enum FtpPasswordCheck
 {
     None,
+    Cache,
     Hash,
 }
 
@@ -39,19 +40,19 @@ public readonly record struct FtpLogin(FtpLoginOutcome Outcome, FtpPasswordCheck
         _ => "queue_timeout",
     };
 
-    /// <summary>The check as a metric tag: <c>none</c>, <c>hash</c>.</summary>
+    /// <summary>The check as a metric tag: <c>none</c>, <c>cache</c>, <c>hash</c>.</summary>
     public string CheckName => Check switch
     {
+        FtpPasswordCheck.Cache => "cache",
         FtpPasswordCheck.Hash => "hash",
         _ => "none",
     };
 }
 
 /// <summary>
-/// Decides a USER/PASS pair, in this order: the address's lockout, anonymous, then PBKDF2 on the password
-/// verifier's threads. A name that does not exist is verified too, against a decoy hash of the same cost, so neither
-/// the answer nor its timing tells which names exist. A failed login counts against the address; a busy verifier's
-/// refusal does not.
+/// Decides a USER/PASS pair, in this order: the address's lockout, anonymous, the login cache, then PBKDF2 on the
+/// password verifier's threads. A name that does not exist is verified too, against a decoy hash of the same cost, so neither the
+/// answer nor its timing tells which names exist. Only a failed verification counts against the address.
 /// </summary>
 public sealed class FtpAuthenticator
 {
@@ -59,15 +60,17 @@ public sealed class FtpAuthenticator
 
     private readonly FtpOptions _options;
     private readonly FtpLoginGuard _guard;
+    private readonly FtpLoginCache _cache;
     private readonly FtpPasswordVerifier _verifier;
     private readonly Dictionary<string, FtpUser> _users;
     private readonly string _decoyHash;
 
-    public FtpAuthenticator(FtpOptions options, FtpLoginGuard guard, FtpPasswordVerifier verifier)
+    public FtpAuthenticator(FtpOptions options, FtpLoginGuard guard, FtpLoginCache cache, FtpPasswordVerifier verifier)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
         _guard = guard;
+        _cache = cache;
         _verifier = verifier;
         _users = options.Users.ToDictionary(u => u.Name, StringComparer.Ordinal);
         _decoyHash = FtpPasswordHasher.Decoy(options.Users.Select(u => u.PasswordHash));
@@ -98,6 +101,11 @@ public sealed class FtpAuthenticator
 
         var user = _users.GetValueOrDefault(name);
         var hash = user?.PasswordHash ?? _decoyHash;
+        if (user is not null && _cache.Remembers(name, hash, password))
+        {
+            return new FtpLogin(FtpLoginOutcome.Ok, FtpPasswordCheck.Cache, user);
+        }
+
         switch (await _verifier.VerifyAsync(password, hash, _options.LoginQueueTimeout, cancellationToken))
         {
             case FtpVerification.QueueFull:
@@ -105,6 +113,7 @@ public sealed class FtpAuthenticator
             case FtpVerification.TimedOut:
                 return new FtpLogin(FtpLoginOutcome.QueueTimeout, FtpPasswordCheck.None);
             case FtpVerification.Matched when user is not null:
+                _cache.Remember(name, hash, password);
                 return new FtpLogin(FtpLoginOutcome.Ok, FtpPasswordCheck.Hash, user);
             default:
                 _guard.Failed(address);

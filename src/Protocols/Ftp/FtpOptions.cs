@@ -55,6 +55,9 @@ public sealed record FtpOptions
     /// <summary>How long a PASS may wait for its verification before it gets 421.</summary>
     public TimeSpan LoginQueueTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long a successful login is remembered (<see cref="FtpLoginCache"/>); zero: never.</summary>
+    public TimeSpan LoginCacheDuration { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Largest upload accepted; 0: no limit.</summary>
     public long MaxUploadBytes { get; init; }
 

@@ -82,6 +82,18 @@ def check_connection_failures_survive_anonymous():
         pass
 
 
+def check_cache_then_wrong_password():
+    """alice logs in on two connections (the second from the login cache), then a wrong password is refused."""
+    for _ in range(2):
+        ftp = connect("127.0.0.8")
+        ftp.login("alice", "alice-pw")
+        ftp.quit()
+    ftp = connect("127.0.0.8")
+    ftp.sendcmd("USER alice")
+    expect_error("530", ftp.sendcmd, "PASS alice-pw-not")
+    ftp.close()
+
+
 def time_wrong_password(user, source):
     ftp = connect(source, timeout=60)
     ftp.sendcmd("USER " + user)

@@ -5,8 +5,8 @@ using Gateway.Protocols.Ftp;
 namespace Gateway.Protocols.Tests.Ftp;
 
 /// <summary>
-/// The login decision over the real PBKDF2 (at 1000 rounds), the real guard and the verifier's threads; the seam is
-/// the verification function, which the tests wrap to see every PBKDF2 run and the hash it ran on.
+/// The login decision over the real PBKDF2 (at 1000 rounds), the real cache and guard, and the verifier's threads;
+/// the seam is the verification function, which the tests wrap to see every PBKDF2 run and the hash it ran on.
 /// </summary>
 public sealed class FtpAuthenticatorTests : IDisposable
 {
@@ -16,6 +16,7 @@ public sealed class FtpAuthenticatorTests : IDisposable
 
     private readonly ConcurrentQueue<string> _verified = new(); // the stored hash of each PBKDF2 run
     private readonly FtpPasswordVerifier _verifier;
+    private readonly FtpLoginCache _cache = new(TimeSpan.FromMinutes(1));
 
     public FtpAuthenticatorTests() => _verifier = new FtpPasswordVerifier(1, 8, (password, hash) =>
     {
@@ -36,7 +37,7 @@ public sealed class FtpAuthenticatorTests : IDisposable
     private FtpAuthenticator Authenticator(FtpOptions? options = null)
     {
         options ??= Options();
-        return new FtpAuthenticator(options, new FtpLoginGuard(options), _verifier);
+        return new FtpAuthenticator(options, new FtpLoginGuard(options), _cache, _verifier);
     }
 
     private static Task<FtpLogin> LogIn(FtpAuthenticator authenticator, string name, string password, IPAddress? from = null) =>
@@ -69,6 +70,38 @@ public sealed class FtpAuthenticatorTests : IDisposable
         Assert.True(FtpPasswordHasher.IsWellFormed(decoy));
         Assert.False(FtpPasswordHasher.Verify("", decoy));
         Assert.NotEqual(decoy, FtpPasswordHasher.Decoy([AliceHash])); // random each time: nothing to precompute
+    }
+
+    [Fact]
+    public async Task ASecondLoginIsRememberedAndRunsNoHash()
+    {
+        var authenticator = Authenticator();
+        var first = await LogIn(authenticator, "alice", "alice-pw");
+        var second = await LogIn(authenticator, "alice", "alice-pw");
+        Assert.Equal((FtpLoginOutcome.Ok, FtpPasswordCheck.Hash), (first.Outcome, first.Check));
+        Assert.Equal((FtpLoginOutcome.Ok, FtpPasswordCheck.Cache, "alice"), (second.Outcome, second.Check, second.User?.Name));
+        Assert.Single(_verified);
+    }
+
+    [Fact]
+    public async Task AWrongPasswordAfterARememberedLoginIsHashedAndRefused()
+    {
+        var authenticator = Authenticator();
+        await LogIn(authenticator, "alice", "alice-pw");
+        var wrong = await LogIn(authenticator, "alice", "alice-pw ");
+        Assert.Equal(new FtpLogin(FtpLoginOutcome.Failed, FtpPasswordCheck.Hash), wrong);
+        Assert.Equal(2, _verified.Count);
+        Assert.Equal(FtpPasswordCheck.Cache, (await LogIn(authenticator, "alice", "alice-pw")).Check); // still remembered
+    }
+
+    [Fact]
+    public async Task AChangedHashIsVerifiedAgain()
+    {
+        await LogIn(Authenticator(), "alice", "alice-pw");
+        var rehashed = Options(new FtpUser("alice", FtpPasswordHasher.Hash("alice-pw", 1000)));
+        var login = await LogIn(Authenticator(rehashed), "alice", "alice-pw");
+        Assert.Equal((FtpLoginOutcome.Ok, FtpPasswordCheck.Hash), (login.Outcome, login.Check));
+        Assert.Equal(2, _verified.Count);
     }
 
     [Fact]

@@ -40,7 +40,7 @@ public sealed class FtpLoginSessionTests : IDisposable
     private Task Start(FtpPasswordVerifier verifier)
     {
         var options = Options();
-        var authenticator = new FtpAuthenticator(options, new FtpLoginGuard(options), verifier);
+        var authenticator = new FtpAuthenticator(options, new FtpLoginGuard(options), new FtpLoginCache(TimeSpan.FromMinutes(1)), verifier);
         return _connection.RunAsync(new FtpHandler(options, authenticator, new ProtocolLimits { IdleTimeout = TimeSpan.Zero }));
     }
 
