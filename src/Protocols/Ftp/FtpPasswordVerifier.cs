@@ -140,7 +140,8 @@ public sealed class FtpPasswordVerifier : IDisposable
     {
         while (Next() is { } verification)
         {
-            FtpVerification result;
+            var result = FtpVerification.Mismatched;
+            Exception? failure = null;
             try
             {
                 result = _verify(verification.Password, verification.EncodedHash) ? FtpVerification.Matched : FtpVerification.Mismatched;
@@ -149,6 +150,10 @@ public sealed class FtpPasswordVerifier : IDisposable
             {
                 result = FtpVerification.Mismatched; // a hash this process cannot check matches nothing
             }
+            catch (Exception e)
+            {
+                failure = e; // a bug, not a wrong password: its waiter hears of it, and this thread goes on (on a thread of its own, it would end the process)
+            }
 
             // The slot is free before the waiter hears: a client answered at once may send its next PASS at once.
             lock (_lock)
@@ -156,7 +161,14 @@ public sealed class FtpPasswordVerifier : IDisposable
                 _running--;
             }
 
-            verification.Result.TrySetResult(result);
+            if (failure is null)
+            {
+                verification.Result.TrySetResult(result);
+            }
+            else
+            {
+                verification.Result.TrySetException(failure);
+            }
         }
     }
 

@@ -41,6 +41,13 @@ internal sealed partial class FtpSession
             await ReplyAsync(421, "Service closing: the server is stopping or an administrator closed this connection.");
             IsClosing = true;
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // A bug in the verification, not a wrong password: the host logs it, the client hears 421.
+            _activity?.Faulted("pass", e);
+            await ReplyAsync(421, "Login could not be checked; try again later.");
+            IsClosing = true;
+        }
     }
 
     private async Task LogInAsync(string name, string password, CancellationToken cancellationToken)

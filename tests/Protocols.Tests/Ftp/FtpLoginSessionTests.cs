@@ -147,4 +147,16 @@ public sealed class FtpLoginSessionTests : IDisposable
             await held;
         }
     }
+
+    [Fact]
+    public async Task AVerificationThatFailsInOurCodeAnswers421AndIsReported()
+    {
+        using var verifier = new FtpPasswordVerifier(1, 4, (_, _) => throw new InvalidOperationException("a bug"));
+        var handler = Start(verifier);
+        await SendAsync("USER alice\r\nPASS alice-pw\r\n");
+        Assert.Equal(["220", "331"], await RepliesAsync(2));
+        Assert.StartsWith("421 Login could not be checked", await ReplyAsync(), StringComparison.Ordinal);
+        await handler.WaitAsync(_timeout.Token);
+        Assert.Equal(("pass", "a bug"), _activity.Faults.Select(f => (f.Operation, f.Exception.Message)).Single());
+    }
 }

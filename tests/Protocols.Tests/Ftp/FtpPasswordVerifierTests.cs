@@ -96,4 +96,13 @@ public sealed class FtpPasswordVerifierTests : IDisposable
         await Assert.ThrowsAsync<ObjectDisposedException>(() => verifier.VerifyAsync("p2", "hash", Long, CancellationToken.None));
         Assert.Equal(["p0"], _gate.Started);
     }
+
+    [Fact]
+    public async Task AVerificationThatThrowsFailsItsWaiterAndTheThreadGoesOn()
+    {
+        using var verifier = new FtpPasswordVerifier(1, 2, (password, _) => password == "bug" ? throw new InvalidOperationException("a bug") : password == "right");
+        await Assert.ThrowsAsync<InvalidOperationException>(() => verifier.VerifyAsync("bug", "hash", Long, CancellationToken.None));
+        Assert.Equal(FtpVerification.Matched, await verifier.VerifyAsync("right", "hash", Long, CancellationToken.None));
+        Assert.Equal(0, verifier.Pending);
+    }
 }
