@@ -34,6 +34,11 @@ public interface IProtocolActivityFeature
     /// <param name="succeeded">Whether the session was established; false for a failure, a timeout or a client gone mid-handshake.</param>
     void TlsHandshakeEnded(string channel, bool succeeded);
 
+    /// <summary>A login ended (FTP: a PASS).</summary>
+    /// <param name="outcome"><see cref="ProtocolOutcomes.Ok"/>, <c>failed</c>, <c>locked_out</c>, <c>queue_full</c> or <c>queue_timeout</c>.</param>
+    /// <param name="check">What checked the password: <c>hash</c> (PBKDF2), <c>cache</c> (a login remembered) or <c>none</c>.</param>
+    void LoginEnded(string outcome, string check);
+
     /// <summary>
     /// A cap on what one client (or all of them) may hold refused this connection something, such as a passive
     /// data port. The host counts it by <paramref name="limit"/> and logs it at most once per interval, so a

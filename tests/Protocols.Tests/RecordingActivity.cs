@@ -11,6 +11,8 @@ internal sealed class RecordingActivity : IProtocolActivityFeature
 
     public ConcurrentQueue<string> Abandoned { get; } = new();
 
+    public ConcurrentQueue<(string Outcome, string Check)> Logins { get; } = new();
+
     public Func<IReadOnlyDictionary<string, string?>>? Details { get; set; }
 
     public void MessageHandled(string operation, string outcome, double seconds) => Messages.Enqueue((operation, outcome));
@@ -30,4 +32,6 @@ internal sealed class RecordingActivity : IProtocolActivityFeature
     public ConcurrentQueue<string> LimitsReached { get; } = new();
 
     public void LimitReached(string limit) => LimitsReached.Enqueue(limit);
+
+    public void LoginEnded(string outcome, string check) => Logins.Enqueue((outcome, check));
 }

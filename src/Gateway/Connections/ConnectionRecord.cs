@@ -124,6 +124,9 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
         }
     }
 
+    public void LoginEnded(string outcome, string check) =>
+        _metrics?.LoginEnded(Listener, outcome, check);
+
     public Func<IReadOnlyDictionary<string, string?>>? Details { get; set; }
 
     /// <summary>

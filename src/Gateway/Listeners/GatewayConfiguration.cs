@@ -290,6 +290,26 @@ public static class GatewayConfiguration
             problems.Add($"{key}:LoginFailureDelaySeconds, MaxLoginFailuresPerAddress, LockoutSeconds: need 0-60 s, at least 1, and 0 or more");
         }
 
+        if (ftp.MaxConcurrentLogins is < 1 or > 64)
+        {
+            problems.Add($"{key}:MaxConcurrentLogins: need 1-64 (threads hashing passwords at once)");
+        }
+
+        if (ftp.MaxQueuedLogins is < 0 or > 100_000)
+        {
+            problems.Add($"{key}:MaxQueuedLogins: need 0-100000");
+        }
+
+        if (ftp.LoginQueueTimeoutSeconds is < 1 or > 600)
+        {
+            problems.Add($"{key}:LoginQueueTimeoutSeconds: need 1-600 s");
+        }
+
+        if (ftp.LoginCacheSeconds is < 0 or > 86_400)
+        {
+            problems.Add($"{key}:LoginCacheSeconds: need 0 (off) to 86400 s");
+        }
+
         for (var i = 0; i < ftp.Users.Count; i++)
         {
             var user = ftp.Users[i];

@@ -80,6 +80,9 @@ public static partial class GatewayHost
         builder.Services.AddSingleton(sp => FtpOptionsFrom(options.Ftp, contentRoot, limits, worker, ftpEndpoints, sp.GetRequiredService<ServerCertificate>()));
         builder.Services.AddSingleton<FtpLoginGuard>();
         builder.Services.AddSingleton<FtpPassiveListeners>();
+        builder.Services.AddSingleton<FtpLoginCache>();
+        builder.Services.AddSingleton<FtpPasswordVerifier>();
+        builder.Services.AddSingleton<FtpAuthenticator>();
         builder.Services.AddSingleton<ConnectionAdmission>();
         builder.Services.AddSingleton<ConnectionRegistry>();
         builder.Services.AddSingleton<ConnectionMiddleware>();
@@ -184,6 +187,10 @@ public static partial class GatewayHost
             MaxLoginFailuresPerAddress = ftp.MaxLoginFailuresPerAddress,
             MaxPassiveListenersPerAddress = ftp.MaxPassiveListenersPerAddress,
             LockoutDuration = TimeSpan.FromSeconds(ftp.LockoutSeconds),
+            MaxConcurrentLogins = ftp.MaxConcurrentLogins,
+            MaxQueuedLogins = ftp.MaxQueuedLogins,
+            LoginQueueTimeout = TimeSpan.FromSeconds(ftp.LoginQueueTimeoutSeconds),
+            LoginCacheDuration = TimeSpan.FromSeconds(ftp.LoginCacheSeconds),
             DataTimeout = TimeSpan.FromSeconds(Math.Clamp(limits.IdleTimeoutSeconds, 1, 30)),
             // AUTH TLS and PROT P share the listeners' certificate context (so data connections can resume the
             // control connection's session), looked up per handshake so a reloaded certificate applies. TLS 1.2:

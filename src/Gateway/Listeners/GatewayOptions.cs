@@ -60,6 +60,18 @@ public sealed class FtpListenerOptions
 
     public int LockoutSeconds { get; set; } = 300;
 
+    /// <summary>Password verifications (PBKDF2) at once, each on a thread of its own, never the thread pool's.</summary>
+    public int MaxConcurrentLogins { get; set; } = 2;
+
+    /// <summary>Verifications waiting for a thread; a PASS beyond them gets 421 at once.</summary>
+    public int MaxQueuedLogins { get; set; } = 64;
+
+    /// <summary>How long a PASS may wait for its verification before it gets 421.</summary>
+    public int LoginQueueTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>How long a successful login is remembered (as an HMAC, never the password), so the next session skips PBKDF2; 0: never.</summary>
+    public int LoginCacheSeconds { get; set; } = 60;
+
     public List<FtpUserOptions> Users { get; } = [];
 }
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Gateway.Connections;
 using Gateway.Listeners;
+using Gateway.Protocols.Ftp;
 using Gateway.Workers;
 
 namespace Gateway.Telemetry;
@@ -19,6 +20,8 @@ public sealed class GatewayMetrics
 {
     public const string MeterName = "Gateway";
 
+    private static readonly KeyValuePair<string, object?> FtpTag = new("protocol", "ftp");
+
     private static readonly double[] DurationBuckets =
         [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -30,12 +33,14 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _transfers;
     private readonly Counter<long> _transferBytes;
     private readonly Counter<long> _tlsHandshakes;
+    private readonly Counter<long> _logins;
 
     /// <summary>The instruments a worker's deltas are added to, by name.</summary>
     private readonly Dictionary<string, Instrument> _forWorkers;
     private readonly Counter<long> _limitsReached;
 
-    public GatewayMetrics(IMeterFactory meterFactory, GatewayListeners listeners, ConnectionRegistry registry, WorkerPool? pool = null)
+    public GatewayMetrics(IMeterFactory meterFactory, GatewayListeners listeners, ConnectionRegistry registry, WorkerPool? pool = null,
+        FtpPasswordVerifier? passwordVerifier = null)
     {
         ArgumentNullException.ThrowIfNull(meterFactory);
         ArgumentNullException.ThrowIfNull(listeners);
@@ -90,6 +95,15 @@ public sealed class GatewayMetrics
             "Kestrel's kestrel.tls_handshake.duration has the same for TLS listeners of this process, with timings");
         _limitsReached = meter.CreateCounter<long>("gateway.limits.reached", "{refusal}",
             "Times a cap on what clients may hold refused one of them something, by limit (ftp_passive_ports, ftp_passive_ports_per_address, ...)");
+        _logins = meter.CreateCounter<long>("gateway.logins", "{login}",
+            "FTP logins (PASS) by outcome (ok, failed, locked_out, queue_full, queue_timeout) and by what checked the password " +
+            "(hash: PBKDF2, cache: a login remembered, none)");
+        if (passwordVerifier is not null)
+        {
+            meter.CreateObservableUpDownCounter("gateway.logins.pending", () => new Measurement<long>(passwordVerifier.Pending, FtpTag),
+                "{login}", "FTP password verifications running or waiting for a hashing thread in this process");
+        }
+
         _forWorkers = new Dictionary<string, Instrument>
         {
             [_limitsReached.Name] = _limitsReached,
@@ -101,6 +115,7 @@ public sealed class GatewayMetrics
             [_transfers.Name] = _transfers,
             [_transferBytes.Name] = _transferBytes,
             [_tlsHandshakes.Name] = _tlsHandshakes,
+            [_logins.Name] = _logins,
         };
         if (pool is not null)
         {
@@ -208,6 +223,9 @@ public sealed class GatewayMetrics
 
     public void TlsHandshakeEnded(ListenerStats listener, string channel, bool succeeded) =>
         _tlsHandshakes.Add(1, new TagList(listener.Tags) { { "channel", channel }, { "outcome", succeeded ? "ok" : "failed" } });
+
+    public void LoginEnded(ListenerStats listener, string outcome, string check) =>
+        _logins.Add(1, new TagList(listener.Tags) { { "outcome", outcome }, { "check", check } });
 
     /// <summary>The workers' counters as measurements: their listener's tags plus <c>worker</c> (and <c>direction</c>).</summary>
     private sealed class WorkerCounts(GatewayListeners listeners, WorkerPool? pool)

@@ -8,7 +8,7 @@ namespace Gateway.Protocols.Ftp;
 /// the greeting, are simply read in order). 421 on idle timeout, on shutdown and on an admin close (after a transfer under way has finished).
 /// AUTH TLS switches the lines to a TLS pipe (the session runs the handshake); nothing else here knows about TLS.
 /// </summary>
-public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, FtpPassiveListeners passiveListeners, ProtocolLimits limits) : ConnectionHandler
+public sealed class FtpHandler(FtpOptions options, FtpAuthenticator authenticator, FtpPassiveListeners passiveListeners, ProtocolLimits limits) : ConnectionHandler
 {
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
@@ -16,7 +16,7 @@ public sealed class FtpHandler(FtpOptions options, FtpLoginGuard guard, FtpPassi
         // No minimum data rate on command lines: people type them by hand (telnet, nc), and a line is at most
         // 4 KiB; a line never finished still meets the idle timeout, which partial input does not re-arm.
         var lines = new ProtocolReader(connection.Transport.Input, FtpCommandParser.MaxLineBytes);
-        await using var session = new FtpSession(connection, options, guard, passiveListeners, limits.IdleTimeout);
+        await using var session = new FtpSession(connection, options, authenticator, passiveListeners, limits.IdleTimeout);
         var wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection);
         // A drain or an admin close lets a transfer finish within its grace; the abort that ends the grace (or the
         // client's leaving) ends the transfer too, so neither the handler nor the open file outlive the connection.

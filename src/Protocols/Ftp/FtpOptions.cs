@@ -52,6 +52,18 @@ public sealed record FtpOptions
 
     public TimeSpan LockoutDuration { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>Password verifications (PBKDF2) running at once, each on a thread of its own (<see cref="FtpPasswordVerifier"/>).</summary>
+    public int MaxConcurrentLogins { get; init; } = 2;
+
+    /// <summary>Verifications waiting for a thread; a PASS beyond them gets 421 at once.</summary>
+    public int MaxQueuedLogins { get; init; } = 64;
+
+    /// <summary>How long a PASS may wait for its verification before it gets 421.</summary>
+    public TimeSpan LoginQueueTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a successful login is remembered (<see cref="FtpLoginCache"/>); zero: never.</summary>
+    public TimeSpan LoginCacheDuration { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Largest upload accepted; 0: no limit.</summary>
     public long MaxUploadBytes { get; init; }
 

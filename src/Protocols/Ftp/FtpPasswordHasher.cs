@@ -31,21 +31,7 @@ public static class FtpPasswordHasher
     public static bool Verify(string password, string? encoded)
     {
         ArgumentNullException.ThrowIfNull(password);
-        var parts = encoded?.Split('$');
-        if (parts is not [Scheme, var iterationText, var saltText, var hashText]
-            || !int.TryParse(iterationText, NumberStyles.None, CultureInfo.InvariantCulture, out var iterations)
-            || iterations < 1)
-        {
-            return false;
-        }
-
-        byte[] salt, expected;
-        try
-        {
-            salt = Convert.FromBase64String(saltText);
-            expected = Convert.FromBase64String(hashText);
-        }
-        catch (FormatException)
+        if (!TryDecode(encoded, out var iterations, out var salt, out var expected))
         {
             return false;
         }
@@ -54,11 +40,59 @@ public static class FtpPasswordHasher
         return CryptographicOperations.FixedTimeEquals(actual, expected);
     }
 
-    /// <summary>Whether the text is a hash this class can check (for validating configuration at start).</summary>
-    public static bool IsWellFormed(string? encoded) =>
-        encoded?.Split('$') is [Scheme, var iterations, var salt, var hash]
-        && int.TryParse(iterations, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
-        && IsBase64(salt) && IsBase64(hash);
+    /// <summary>
+    /// A well-formed hash that no password matches (its hash bytes are random), costing to verify what most of
+    /// <paramref name="hashes"/> cost: the same rounds and length (the default ones when there are none). A login
+    /// for a name that does not exist is verified against it, so it takes as long as one for a name that does.
+    /// </summary>
+    public static string Decoy(IEnumerable<string> hashes)
+    {
+        ArgumentNullException.ThrowIfNull(hashes);
+        var (iterations, saltBytes, hashBytes) = hashes
+            .Select(h => TryDecode(h, out var n, out var salt, out var hash) ? (Iterations: n, SaltBytes: salt.Length, HashBytes: hash.Length) : default)
+            .Where(cost => cost.Iterations > 0)
+            .CountBy(cost => cost)
+            .OrderByDescending(c => c.Value).ThenByDescending(c => c.Key.Iterations)
+            .Select(c => c.Key)
+            .FirstOrDefault((DefaultIterations, SaltBytes, HashBytes));
+        return string.Join('$', Scheme, iterations.ToString(CultureInfo.InvariantCulture),
+            Convert.ToBase64String(RandomNumberGenerator.GetBytes(saltBytes)), Convert.ToBase64String(RandomNumberGenerator.GetBytes(hashBytes)));
+    }
 
-    private static bool IsBase64(string text) => text.Length > 0 && Convert.TryFromBase64String(text, new byte[text.Length], out _);
+    /// <summary>The rounds a hash asks for; 0 for a malformed one.</summary>
+    public static int IterationsOf(string? encoded) => TryDecode(encoded, out var iterations, out _, out _) ? iterations : 0;
+
+    /// <summary>Whether the text is a hash this class can check (for validating configuration at start).</summary>
+    public static bool IsWellFormed(string? encoded) => TryDecode(encoded, out _, out _, out _);
+
+    private static bool TryDecode(string? encoded, out int iterations, out byte[] salt, out byte[] hash)
+    {
+        iterations = 0;
+        salt = hash = [];
+        if (encoded?.Split('$') is not [Scheme, var iterationText, var saltText, var hashText]
+            || !int.TryParse(iterationText, NumberStyles.None, CultureInfo.InvariantCulture, out iterations)
+            || iterations < 1)
+        {
+            iterations = 0;
+            return false;
+        }
+
+        try
+        {
+            salt = Convert.FromBase64String(saltText);
+            hash = Convert.FromBase64String(hashText);
+        }
+        catch (FormatException)
+        {
+            salt = hash = [];
+        }
+
+        if (salt.Length == 0 || hash.Length == 0)
+        {
+            iterations = 0;
+            return false;
+        }
+
+        return true;
+    }
 }

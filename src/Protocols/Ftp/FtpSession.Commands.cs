@@ -5,8 +5,6 @@ namespace Gateway.Protocols.Ftp;
 /// <summary>Login, information and file commands: everything that answers on the control connection alone.</summary>
 internal sealed partial class FtpSession
 {
-    private static readonly string[] AnonymousNames = ["anonymous", "ftp"];
-
     private async Task UserAsync(FtpCommand command)
     {
         LogOut();
@@ -18,8 +16,7 @@ internal sealed partial class FtpSession
 
         _pendingUser = command.Argument;
         // Always 331, whether or not the name exists: no probing for user names.
-        var anonymous = _options.AllowAnonymous && AnonymousNames.Contains(command.Argument, StringComparer.OrdinalIgnoreCase);
-        await ReplyAsync(331, anonymous ? "Anonymous login ok, send your email address as password." : "Password required.");
+        await ReplyAsync(331, _authenticator.IsAnonymous(command.Argument) ? "Anonymous login ok, send your email address as password." : "Password required.");
     }
 
     private async Task PassAsync(FtpCommand command)
@@ -32,17 +29,47 @@ internal sealed partial class FtpSession
 
         var name = _pendingUser;
         _pendingUser = null;
-        if (!_guard.IsLockedOut(_peer) && TryLogIn(name, command.Argument))
+        // The wait for a verification, and the delay after a failure, end with the connection; a close
+        // request (drain, admin) ends them with 421.
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(_connectionClosed, _closeRequested);
+        try
         {
-            _guard.Succeeded(_peer);
-            _loginFailures = 0;
-            await ReplyAsync(230, $"User {name} logged in{(_readOnly ? " (read-only)" : "")}.");
-            return;
+            await LogInAsync(name, command.Argument, ended.Token);
+        }
+        catch (OperationCanceledException) when (_closeRequested.IsCancellationRequested && !_connectionClosed.IsCancellationRequested)
+        {
+            await ReplyAsync(421, "Service closing: the server is stopping or an administrator closed this connection.");
+            IsClosing = true;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // A bug in the verification, not a wrong password: the host logs it, the client hears 421.
+            _activity?.Faulted("pass", e);
+            await ReplyAsync(421, "Login could not be checked; try again later.");
+            IsClosing = true;
+        }
+    }
+
+    private async Task LogInAsync(string name, string password, CancellationToken cancellationToken)
+    {
+        var login = await _authenticator.LogInAsync(_peer, name, password, cancellationToken);
+        _activity?.LoginEnded(login.OutcomeName, login.CheckName);
+        switch (login)
+        {
+            case { Outcome: FtpLoginOutcome.Ok, User: { } user }:
+                Enter(user);
+                await ReplyAsync(230, $"User {name} logged in{(_readOnly ? " (read-only)" : "")}.");
+                return;
+            case { Outcome: FtpLoginOutcome.QueueFull or FtpLoginOutcome.QueueTimeout }:
+                // The server is busy, not the password wrong: 421, which clients take as "try again later".
+                await ReplyAsync(421, "Too many logins in progress; try again later.");
+                IsClosing = true;
+                return;
         }
 
-        _guard.Failed(_peer);
+        // Never reset on this connection, by any login: its failures are its guesses.
         _loginFailures++;
-        await Task.Delay(_options.LoginFailureDelay); // slows guessing; the same delay whatever was wrong
+        await Task.Delay(_options.LoginFailureDelay, cancellationToken); // slows guessing; the same delay whatever was wrong
         if (_loginFailures >= _options.MaxLoginFailuresPerConnection)
         {
             await ReplyAsync(421, "Too many failed logins; closing the connection.");
@@ -53,31 +80,15 @@ internal sealed partial class FtpSession
         await ReplyAsync(530, "Login incorrect.");
     }
 
-    private bool TryLogIn(string name, string password)
+    private void Enter(FtpUser user)
     {
-        string home;
-        if (_options.AllowAnonymous && AnonymousNames.Contains(name, StringComparer.OrdinalIgnoreCase))
-        {
-            home = _options.AnonymousHome;
-            _readOnly = true;
-        }
-        else if (_options.Users.FirstOrDefault(u => u.Name == name) is { } user && FtpPasswordHasher.Verify(password, user.PasswordHash))
-        {
-            home = user.Home ?? user.Name;
-            _readOnly = user.ReadOnly;
-            _userRequiresTls = user.RequireTls;
-        }
-        else
-        {
-            return false;
-        }
-
+        _readOnly = user.ReadOnly;
+        _userRequiresTls = user.RequireTls;
         // A home is a directory under the root; ".." in its name cannot lift it out.
-        var root = Path.Join(_options.Root, FtpPath.Normalize(home));
+        var root = Path.Join(_options.Root, FtpPath.Normalize(user.Home ?? user.Name));
         _store = new FtpFileStore(root);
-        _userName = name;
+        _userName = user.Name;
         _cwd = FtpPath.Root;
-        return true;
     }
 
     private void LogOut()

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
+using Gateway.Protocols.Framing;
 using Microsoft.AspNetCore.Connections;
 
 namespace Gateway.Protocols.Ftp;
@@ -16,7 +17,7 @@ internal sealed partial class FtpSession : IAsyncDisposable
     private static readonly Dictionary<FtpVerb, CommandSpec> Commands = CreateCommands();
 
     private readonly FtpOptions _options;
-    private readonly FtpLoginGuard _guard;
+    private readonly FtpAuthenticator _authenticator;
     private readonly FtpPassiveListeners _passiveListeners;
     private readonly IProtocolActivityFeature? _activity;
     private PipeWriter _output; // the transport's, or TLS's after AUTH TLS
@@ -27,6 +28,8 @@ internal sealed partial class FtpSession : IAsyncDisposable
     private readonly FtpDataChannel _data = new();
     private readonly IPAddress _peer;
     private readonly IPAddress _local;
+    private readonly CancellationToken _connectionClosed;
+    private readonly CancellationToken _closeRequested;
 
     private string? _pendingUser;
     private string? _userName;
@@ -41,13 +44,15 @@ internal sealed partial class FtpSession : IAsyncDisposable
     private int _lastReplyCode;
 
     /// <param name="replyTimeout">How long a reply may wait for the client to take it (the idle timeout); zero: no limit.</param>
-    public FtpSession(ConnectionContext connection, FtpOptions options, FtpLoginGuard guard, FtpPassiveListeners passiveListeners, TimeSpan replyTimeout)
+    public FtpSession(ConnectionContext connection, FtpOptions options, FtpAuthenticator authenticator, FtpPassiveListeners passiveListeners, TimeSpan replyTimeout)
     {
         _connection = connection;
         _replyTimeout = replyTimeout;
         _options = options;
-        _guard = guard;
+        _authenticator = authenticator;
         _passiveListeners = passiveListeners;
+        _connectionClosed = connection.ConnectionClosed;
+        _closeRequested = ConnectionLifetime.CloseRequested(connection);
         _activity = connection.Features.Get<IProtocolActivityFeature>();
         _output = connection.Transport.Output;
         _peer = FtpDataChannel.Canonical((connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.Loopback);
