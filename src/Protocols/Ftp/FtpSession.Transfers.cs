@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -20,6 +21,9 @@ internal enum FtpListKind
 internal sealed partial class FtpSession
 {
     private const int BufferBytes = 256 * 1024;
+
+    /// <summary>How long a PASV waits for its address to have a place below the cap before it is refused.</summary>
+    private static readonly TimeSpan PassivePlaceWait = TimeSpan.FromSeconds(2);
 
     private Transfer? _transfer;
 
@@ -111,7 +115,14 @@ internal sealed partial class FtpSession
         IPEndPoint? bound;
         try
         {
-            bound = _data.ListenPassive(_local, _peer, _options, _passiveListeners);
+            // An honest client connects right after the reply, so its address's places come free within
+            // milliseconds: many parallel sessions from one address (lftp, rclone, a NAT) wait a moment for one;
+            // a party that only hoards ports waits in vain and is refused.
+            var waited = Stopwatch.StartNew();
+            while ((bound = _data.ListenPassive(_local, _peer, _options, _passiveListeners)) is null && waited.Elapsed < PassivePlaceWait)
+            {
+                await Task.Delay(20);
+            }
         }
         catch (IOException)
         {
