@@ -133,22 +133,10 @@ public sealed class AdminHardeningTests
         using var admin = new AdminApi(gateway);
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var echoes = new Socket?[Count];
-        using var connecting = new SemaphoreSlim(64);
         try
         {
             var worker = (await admin.GetJsonAsync("/admin/workers"))[0];
-            await Task.WhenAll(Enumerable.Range(0, Count).Select(async i =>
-            {
-                await connecting.WaitAsync(timeout.Token);
-                try
-                {
-                    echoes[i] = await TcpClients.ConnectAsync(gateway.Echo, IPAddress.Parse($"127.0.0.{2 + (i % 4)}"), timeout.Token);
-                }
-                finally
-                {
-                    connecting.Release();
-                }
-            }));
+            await TcpClients.ConnectManyAsync(gateway.Echo, echoes, 64, timeout.Token);
             await admin.WaitForAsync("/admin/connections?limit=1", page => page.Num("total") == Count, TimeSpan.FromMinutes(2));
 
             var deep = await PageAsync(admin, $"offset={Count - 50}&limit=100&sort=remote");

@@ -18,22 +18,9 @@ public sealed class AdminScaleTests
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         using var admin = new AdminApi(gateway);
         var idle = new Socket?[Idle];
-        using var connecting = new SemaphoreSlim(128);
         try
         {
-            // Spread over four source addresses so the ephemeral ports of one do not run short.
-            await Task.WhenAll(Enumerable.Range(0, Idle).Select(async i =>
-            {
-                await connecting.WaitAsync(timeout.Token);
-                try
-                {
-                    idle[i] = await TcpClients.ConnectAsync(gateway.Echo, IPAddress.Parse($"127.0.0.{2 + (i % 4)}"), timeout.Token);
-                }
-                finally
-                {
-                    connecting.Release();
-                }
-            }));
+            await TcpClients.ConnectManyAsync(gateway.Echo, idle, 128, timeout.Token);
             await admin.WaitForAsync("/admin/connections?protocol=echo&limit=1", page => page.Num("total") == Idle, TimeSpan.FromMinutes(2));
 
             await using var rpc = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token);

@@ -189,38 +189,35 @@ public sealed class FtpStalledDownloadTests
 
     [Theory]
     [MemberData(nameof(ModelsAndPool))]
-    public async Task AdminCloseEndsAStalledDownloadWithinItsGrace(string model)
-    {
-        var fixture = new FtpHostileFixture(model, [.. LongDataTimeout, "--Gateway:Admin:CloseGraceSeconds=2"]);
-        await fixture.InitializeAsync();
-        try
+    public Task AdminCloseEndsAStalledDownloadWithinItsGrace(string model) =>
+        WithStalledDownloadAsync(model, "--Gateway:Admin:CloseGraceSeconds=2", async (fixture, control) =>
         {
-            await fixture.PrepareAsync();
             using var admin = new AdminApi(fixture.Gateway);
-            var (control, data) = await StallAsync(fixture.Gateway.Endpoint("ftp"));
-            using (control)
-            using (data)
-            {
-                var remote = control.Socket.LocalEndPoint!.ToString();
-                var item = (await admin.WaitForAsync($"/admin/connections?remote={remote}", p => p.Num("total") == 1)).Items().Single();
-                Assert.Equal(202, (await admin.SendAsync(HttpMethod.Delete, $"/admin/connections/{item.Str("id")}")).Status);
-                // Grace 2 s, then the abort ends the transfer: gone from the listing, its file closed, well before
-                // the 30 s data timeout could have ended it.
-                await admin.WaitForAsync($"/admin/connections?remote={remote}", p => p.Num("total") == 0, TimeSpan.FromSeconds(12));
-                await OpenFiles.WaitUntilNoneUnderAsync(fixture.Gateway.Pid, fixture.Hostile, TimeSpan.FromSeconds(5));
-            }
-        }
-        finally
-        {
-            await fixture.DisposeAsync();
-        }
-    }
+            var remote = control.Socket.LocalEndPoint!.ToString();
+            var item = (await admin.WaitForAsync($"/admin/connections?remote={remote}", p => p.Num("total") == 1)).Items().Single();
+            Assert.Equal(202, (await admin.SendAsync(HttpMethod.Delete, $"/admin/connections/{item.Str("id")}")).Status);
+            // Grace 2 s, then the abort ends the transfer: gone from the listing, its file closed, well before
+            // the 30 s data timeout could have ended it.
+            await admin.WaitForAsync($"/admin/connections?remote={remote}", p => p.Num("total") == 0, TimeSpan.FromSeconds(12));
+            await OpenFiles.WaitUntilNoneUnderAsync(fixture.Gateway.Pid, fixture.Hostile, TimeSpan.FromSeconds(5));
+        });
 
     [Theory]
     [MemberData(nameof(ModelsAndPool))]
-    public async Task SigtermStopsTheProcessWithinTheShutdownTimeoutDespiteAStalledDownload(string model)
+    public Task SigtermStopsTheProcessWithinTheShutdownTimeoutDespiteAStalledDownload(string model) =>
+        WithStalledDownloadAsync(model, "--Gateway:Limits:ShutdownTimeoutSeconds=3", async (fixture, _) =>
+        {
+            var stopping = Stopwatch.StartNew();
+            fixture.Gateway.Terminate();
+            // ShutdownTimeoutSeconds 3, plus a few seconds for the host to stop; it took 62 s with 30 before.
+            await fixture.Gateway.WaitForExitAsync(TimeSpan.FromSeconds(15));
+            Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(10), $"the gateway took {stopping.Elapsed.TotalSeconds:0.0} s to stop");
+        });
+
+    /// <summary>A gateway of its own with a 30 s data timeout and <paramref name="setting"/>, and a download stalled on it.</summary>
+    private static async Task WithStalledDownloadAsync(string model, string setting, Func<FtpHostileFixture, FtpControl, Task> test)
     {
-        var fixture = new FtpHostileFixture(model, [.. LongDataTimeout, "--Gateway:Limits:ShutdownTimeoutSeconds=3"]);
+        var fixture = new FtpHostileFixture(model, [.. LongDataTimeout, setting]);
         await fixture.InitializeAsync();
         try
         {
@@ -229,11 +226,7 @@ public sealed class FtpStalledDownloadTests
             using (control)
             using (data)
             {
-                var stopping = Stopwatch.StartNew();
-                fixture.Gateway.Terminate();
-                // ShutdownTimeoutSeconds 3, plus a few seconds for the host to stop; it took 62 s with 30 before.
-                await fixture.Gateway.WaitForExitAsync(TimeSpan.FromSeconds(15));
-                Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(10), $"the gateway took {stopping.Elapsed.TotalSeconds:0.0} s to stop");
+                await test(fixture, control);
             }
         }
         finally

@@ -29,6 +29,27 @@ internal static class TcpClients
         }
     }
 
+    /// <summary>
+    /// Opens <paramref name="into"/>.Length connections, <paramref name="parallel"/> at a time, spread over four source
+    /// addresses (127.0.0.2–5) so that the ephemeral ports of one do not run short; the caller disposes them.
+    /// </summary>
+    public static async Task ConnectManyAsync(IPEndPoint endpoint, Socket?[] into, int parallel, CancellationToken cancellationToken)
+    {
+        using var connecting = new SemaphoreSlim(parallel);
+        await Task.WhenAll(Enumerable.Range(0, into.Length).Select(async i =>
+        {
+            await connecting.WaitAsync(cancellationToken);
+            try
+            {
+                into[i] = await ConnectAsync(endpoint, IPAddress.Parse($"127.0.0.{2 + (i % 4)}"), cancellationToken);
+            }
+            finally
+            {
+                connecting.Release();
+            }
+        }));
+    }
+
     /// <summary>Proves the connection is served (a ping), then puts a 3 s <c>sleep</c> in flight (id <c>in-flight</c>).</summary>
     public static async Task StartSleepInFlightAsync(RpcConnection connection, CancellationToken cancellationToken)
     {

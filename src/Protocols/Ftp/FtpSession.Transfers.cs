@@ -22,8 +22,11 @@ internal sealed partial class FtpSession
 {
     private const int BufferBytes = 256 * 1024;
 
-    /// <summary>How long a PASV waits for its address to have a place below the cap before it is refused.</summary>
-    private static readonly TimeSpan PassivePlaceWait = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// How long a PASV waits at most for its address to have a place below the cap before it is refused: places of
+    /// honest clients come free within milliseconds, so a fraction of the data timeout (which frees a hoarder's) is plenty.
+    /// </summary>
+    private TimeSpan PassivePlaceWait => TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(2).Ticks, _options.DataTimeout.Ticks / 4));
 
     private Transfer? _transfer;
 
