@@ -43,7 +43,10 @@ public sealed class AdminStats : BackgroundService
     private readonly ConnectionRegistry _registry;
     private readonly WorkerPool? _pool;
     private readonly IMeterFactory _meters;
-    private readonly Recorder _rpcLatency = new(1, MaxMicroseconds, 3, static (id, lowest, highest, digits) => new LongHistogram(id, lowest, highest, digits));
+
+    // Requests end on many threads at once: the recorder's histograms must take concurrent writes. A plain
+    // LongHistogram loses increments then, and a total above the sum of its counts makes GetMaxValue throw.
+    private readonly Recorder _rpcLatency = new(1, MaxMicroseconds, 3, static (id, lowest, highest, digits) => new LongConcurrentHistogram(id, lowest, highest, digits));
 
     private readonly MeterListener _listener = new();
     private readonly Queue<StatsSample> _samples = new(Capacity);
