@@ -33,7 +33,7 @@ public sealed record StatsSeries(double IntervalSeconds, IReadOnlyList<StatsSamp
 /// (in-process requests and the prefork workers' deltas, which arrive as their bucket means), read with a
 /// <see cref="MeterListener"/> into an HdrHistogram interval recorder.
 /// </summary>
-public sealed class AdminStats : BackgroundService
+public sealed partial class AdminStats : BackgroundService
 {
     public const int Capacity = 300;
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
@@ -43,6 +43,8 @@ public sealed class AdminStats : BackgroundService
     private readonly ConnectionRegistry _registry;
     private readonly WorkerPool? _pool;
     private readonly IMeterFactory _meters;
+    private readonly ILogger? _logger;
+    private readonly LogThrottle _failures = new(TimeSpan.FromMinutes(1));
 
     // Requests end on many threads at once: the recorder's histograms must take concurrent writes. A plain
     // LongHistogram loses increments then, and a total above the sum of its counts makes GetMaxValue throw.
@@ -53,8 +55,10 @@ public sealed class AdminStats : BackgroundService
     private HistogramBase? _interval;
     private (long In, long Out, long Ticks)? _last;
 
-    public AdminStats(GatewayListeners listeners, ConnectionRegistry registry, IMeterFactory meters, GatewayMetrics metrics, WorkerPool? pool = null)
+    public AdminStats(GatewayListeners listeners, ConnectionRegistry registry, IMeterFactory meters, GatewayMetrics metrics, WorkerPool? pool = null,
+        ILogger<AdminStats>? logger = null)
     {
+        _logger = logger;
         ArgumentNullException.ThrowIfNull(metrics); // its instruments exist (and are published) before we listen
         _listeners = listeners;
         _registry = registry;
@@ -99,12 +103,34 @@ public sealed class AdminStats : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(Interval);
-        Sample();
+        SampleOrLog();
         while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            SampleOrLog();
+        }
+    }
+
+    /// <summary>
+    /// A sample that fails costs the dashboard that second, never the gateway: an exception out of a hosted service
+    /// stops the host, and with it every listener (a racing histogram once did exactly that under load).
+    /// </summary>
+    private void SampleOrLog()
+    {
+        try
         {
             Sample();
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            if (_logger is not null && _failures.TryTake(out var count))
+            {
+                LogSampleFailed(_logger, e, count);
+            }
+        }
     }
+
+    [LoggerMessage(EventId = 92, Level = LogLevel.Error, Message = "Dashboard statistics: {Count} sample(s) failed since the last report; the gateway goes on")]
+    private static partial void LogSampleFailed(ILogger logger, Exception exception, long count);
 
     public override void Dispose()
     {
