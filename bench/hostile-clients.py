@@ -309,7 +309,7 @@ def stall_reader(args, tally):
                     s.close()
 
 
-MAX_NAME = "n" * 300
+LONG_NAME = "n" * 300
 PATH_OPS = [
     # (name, command, needs a data connection, codes a hardened server gives)
     ("retr fifo", b"RETR {fifo}", True, {550}),
@@ -323,9 +323,9 @@ PATH_OPS = [
     ("retr nul", b"RETR {fifo}\x00.txt", True, {550}),
     ("retr non-utf8", b"RETR \xff\xfe\xfd", True, {501, 550}),
     ("mkd non-utf8", b"MKD \xc3\x28", False, {257, 501, 550, 553}),
-    ("retr name over 255 bytes", b"RETR " + MAX_NAME.encode(), True, {550}),
-    ("mkd name over 255 bytes", b"MKD " + MAX_NAME.encode(), False, {550, 553}),
-    ("stor name over 255 bytes", b"STOR " + MAX_NAME.encode(), True, {550, 553}),
+    ("retr name over 255 bytes", b"RETR " + LONG_NAME.encode(), True, {550}),
+    ("mkd name over 255 bytes", b"MKD " + LONG_NAME.encode(), False, {550, 553}),
+    ("stor name over 255 bytes", b"STOR " + LONG_NAME.encode(), True, {550, 553}),
     ("line over 4 KiB", b"RETR " + b"z" * 5000, False, {500}),
     ("mkd 1500 levels", b"MKD hostile-deep/" + b"d/" * 1500, False, {257, 550}),
     ("rest 2^63-1000 stor", b"STOR hostile-rest.bin", True, {550, 554}),
@@ -621,7 +621,7 @@ ACTIVITIES = ["stall", "paths", "hoard", "storm", "work", "garbage"]
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ftp-port", type=int, required=True)
     parser.add_argument("--rpc-port", type=int, required=True)
     parser.add_argument("--echo-port", type=int, required=True)
