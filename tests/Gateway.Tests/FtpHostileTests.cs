@@ -72,6 +72,7 @@ public sealed class FtpHostileTests(FtpHostileModelsFixture fixtures) : IClassFi
     [
         "stalled_download_ends", "fifo_refused", "rest_past_end_refused", "limit_counts_the_file", "passive_cap_per_address",
         "passive_listener_times_out", "control_characters_in_names", "data_reset_at_each_step",
+        "bad_names_and_offsets_refused_before_150",
     ];
 
     public static TheoryData<string, string> ChecksOnModels()
@@ -92,9 +93,29 @@ public sealed class FtpHostileTests(FtpHostileModelsFixture fixtures) : IClassFi
 
     [Theory]
     [MemberData(nameof(ChecksOnModels))]
-    public async Task HostileClientGetsItsReplyAndLeavesNothingOpen(string model, string check)
+    public async Task HostileClientGetsItsReplyAndLeavesNothingOpen(string model, string check) =>
+        await RunCheckAsync(await fixtures.For(model), model, check);
+
+    [Theory]
+    [InlineData("kestrel")]
+    [InlineData("epoll")]
+    public async Task AnAtomicUploadNeverReplacesAFifo(string model)
     {
-        var fixture = await fixtures.For(model);
+        var fixture = new FtpHostileFixture(model, "--Gateway:Listeners:Ftp:AtomicUploads=true");
+        await fixture.InitializeAsync();
+        try
+        {
+            await fixture.PrepareAsync();
+            await RunCheckAsync(fixture, model, "upload_never_replaces_a_fifo");
+        }
+        finally
+        {
+            await fixture.DisposeAsync();
+        }
+    }
+
+    private static async Task RunCheckAsync(FtpHostileFixture fixture, string model, string check)
+    {
         var ftp = fixture.Gateway.Endpoint("ftp");
         var start = new ProcessStartInfo("python3");
         foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "Scripts", "ftp_hostile_checks.py"), ftp.Address.ToString(), ftp.Port.ToString(CultureInfo.InvariantCulture), check, fixture.Root })

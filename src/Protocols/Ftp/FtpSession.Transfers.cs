@@ -253,6 +253,12 @@ internal sealed partial class FtpSession
             return;
         }
 
+        if (offset > entry.Size)
+        {
+            await ReplyAsync(554, $"Cannot restart at {offset}: past the end of the file ({entry.Size} bytes).");
+            return;
+        }
+
         if (!_data.IsReady)
         {
             await ReplyAsync(425, "Use PASV, EPSV, PORT or EPRT first.");
@@ -331,6 +337,13 @@ internal sealed partial class FtpSession
         if (_store!.MapPath(path) is not { } physical || Directory.Exists(physical) || _store.Stat(FtpPath.Parent(path)) is not { IsDirectory: true })
         {
             await ReplyAsync(553, "Cannot store there.");
+            return;
+        }
+
+        if (RegularFile.IsSpecial(physical))
+        {
+            // A FIFO or a device is neither written into nor replaced by an upload (an atomic one would rename over it).
+            await ReplyAsync(550, "Not a regular file: only files can be written.");
             return;
         }
 

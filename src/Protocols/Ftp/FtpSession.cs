@@ -16,6 +16,9 @@ internal sealed partial class FtpSession : IAsyncDisposable
 {
     private static readonly Dictionary<FtpVerb, CommandSpec> Commands = CreateCommands();
 
+    /// <summary>NAME_MAX of Linux file systems: the longest name, in bytes, a directory entry may have.</summary>
+    private const int MaxNameBytes = 255;
+
     private readonly FtpOptions _options;
     private readonly FtpAuthenticator _authenticator;
     private readonly FtpPassiveListeners _passiveListeners;
@@ -129,6 +132,11 @@ internal sealed partial class FtpSession : IAsyncDisposable
             // A CR in a name would forge lines in a raw LIST, and an escape sequence would reach terminals.
             await ReplyAsync(553, "File name not allowed: it has control characters.");
         }
+        else if (spec.Names && FtpPath.Segments(FtpPath.Normalize(command.Argument)).Any(s => System.Text.Encoding.UTF8.GetByteCount(s) > MaxNameBytes))
+        {
+            // Refused before a 150: a file system takes at most 255 bytes a name, and would only say so at the end.
+            await ReplyAsync(553, $"File name too long: at most {MaxNameBytes} bytes a name.");
+        }
         else
         {
             try
@@ -207,12 +215,15 @@ internal sealed partial class FtpSession : IAsyncDisposable
         }
     }
 
+    // The exception's own text never reaches the client: it names paths on the server's disk.
     private Task ReplyFileErrorAsync(Exception error) => error switch
     {
         FileNotFoundException or DirectoryNotFoundException => ReplyAsync(550, "No such file or directory."),
         UnauthorizedAccessException => ReplyAsync(550, "Permission denied."),
+        PathTooLongException => ReplyAsync(553, "File name too long."),
+        NotARegularFileException => ReplyAsync(550, "Not a regular file."),
         IOException io when IsDiskFull(io) => ReplyAsync(452, "Insufficient storage space."),
-        _ => ReplyAsync(550, $"Requested action not taken: {error.Message}"),
+        _ => ReplyAsync(550, "Requested action not taken: the file or directory is unavailable (it may exist already, or be in use)."),
     };
 
     // ENOSPC (28) and EDQUOT (122) reach .NET as IOException with the errno in HResult's low bits.

@@ -18,7 +18,8 @@ internal static partial class RegularFile
 {
     private const int ReadOnly = 0x0, WriteOnly = 0x1, Create = 0x40, NoControllingTerminal = 0x100, NonBlocking = 0x800, CloseOnExec = 0x80000;
     private const int EmptyPath = 0x1000, StatxType = 0x1;
-    private const ushort TypeMask = 0xF000, RegularType = 0x8000;
+    private const ushort TypeMask = 0xF000, RegularType = 0x8000, DirectoryType = 0x4000;
+    private const int CurrentDirectory = -100; // AT_FDCWD
     private const int NoSuchFile = 2, NoDevice = 6, AccessDenied = 13, PermissionDenied = 1, NotADirectory = 20, IsADirectory = 21;
 
     /// <summary>Opens a regular file to read; throws <see cref="NotARegularFileException"/> for anything else.</summary>
@@ -34,6 +35,22 @@ internal static partial class RegularFile
     {
         using var checkedFile = OpenChecked(path, WriteOnly | Create);
         return new FileStream(ProcPath(checkedFile), FileMode.Open, FileAccess.Write, FileShare.None, 0, FileOptions.None);
+    }
+
+    /// <summary>
+    /// Whether something other than a regular file or a directory is at <paramref name="path"/> (links followed): a
+    /// FIFO, a device or a socket, which an upload must not replace or write into. False when nothing is there.
+    /// </summary>
+    public static bool IsSpecial(string path)
+    {
+        Span<byte> status = stackalloc byte[256];
+        if (!OperatingSystem.IsLinux() || StatxPath(CurrentDirectory, path, 0, StatxType, status) != 0)
+        {
+            return false;
+        }
+
+        var type = BitConverter.ToUInt16(status[28..]) & TypeMask;
+        return type != RegularType && type != DirectoryType;
     }
 
     private static string ProcPath(SafeFileHandle file) =>
@@ -75,4 +92,7 @@ internal static partial class RegularFile
 
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Statx(SafeFileHandle directory, string path, int flags, int mask, Span<byte> status);
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int StatxPath(int directory, string path, int flags, int mask, Span<byte> status);
 }

@@ -11,6 +11,7 @@ import ftplib
 import io
 import os
 import socket
+import stat
 import struct
 import sys
 import time
@@ -199,6 +200,48 @@ def check_data_reset_at_each_step():
             assert reply.startswith("426"), f"{command} reset after {moved} bytes: {reply}"
             ftp.voidcmd("NOOP")
     assert download(ftp, "small.txt") == b"small\n"
+    ftp.quit()
+
+
+def check_bad_names_and_offsets_refused_before_150():
+    # Found by the hostile soak: a reply carried the FTP root's path on disk; an over-long name was taken as an
+    # upload and failed only at its end; a REST past the end of a download got 150 then 426; an atomic STOR
+    # replaced a FIFO with a regular file.
+    ftp = connect()
+    ftp.voidcmd("TYPE I")
+    long_name = "n" * 300
+    for call in [lambda: ftp.mkd(long_name), lambda: ftp.rename("small.txt", long_name)]:
+        reply = expect_error("553", call)
+        assert ROOT not in reply and "/tmp" not in reply, reply
+    try:
+        conn = ftp.transfercmd(f"STOR {long_name}")
+    except ftplib.error_perm as e:
+        assert str(e).startswith("553"), e
+    else:
+        conn.close()
+        raise AssertionError(f"STOR of a 300-byte name started; then: {ftp.getline()}")
+    ftp.mkd("exists")
+    reply = expect_error("550", ftp.mkd, "exists")
+    assert ROOT not in reply and "hostile" not in reply, reply  # no path of the server's disk, nor of the tree
+    ftp.rmd("exists")
+    try:
+        conn = ftp.transfercmd("RETR small.txt", rest=2**63 - 1000)
+    except ftplib.error_perm as e:
+        assert str(e).startswith("554"), e
+    else:
+        conn.close()
+        raise AssertionError(f"RETR past the end started; then: {ftp.getline()}")
+    assert download(ftp, "small.txt") == b"small\n"
+    ftp.quit()
+
+
+def check_upload_never_replaces_a_fifo():
+    # With atomic uploads too: the upload would be renamed over the FIFO.
+    ftp = connect()
+    ftp.voidcmd("TYPE I")
+    expect_error("550", ftp.storbinary, "STOR pipe", io.BytesIO(b"x"))
+    assert stat.S_ISFIFO(os.stat(os.path.join(HOSTILE, "pipe")).st_mode), "the FIFO was replaced"
+    expect_error("550", download, ftp, "pipe")
     ftp.quit()
 
 
