@@ -112,7 +112,7 @@ public sealed partial class AdminStats : BackgroundService
 
     /// <summary>
     /// A sample that fails costs the dashboard that second, never the gateway: an exception out of a hosted service
-    /// stops the host, and with it every listener (a racing histogram once did exactly that under load).
+    /// stops the host, and with it every listener.
     /// </summary>
     private void SampleOrLog()
     {

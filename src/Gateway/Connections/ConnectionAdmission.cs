@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using Gateway.Listeners;
+using Gateway.Telemetry;
 
 namespace Gateway.Connections;
 
@@ -17,12 +18,9 @@ public sealed partial class ConnectionAdmission(LimitsOptions limits, ILogger<Co
     public const string OverMaxConnections = "max_connections";
     public const string OverMaxConnectionsPerIp = "max_connections_per_ip";
 
-    private static readonly TimeSpan RejectionLogInterval = TimeSpan.FromSeconds(10);
-
     private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
     private int _active;
-    private long _rejectedSinceLog;
-    private long _lastRejectionLog = -1; // Environment.TickCount64 of the last line; -1: none yet
+    private readonly LogThrottle _rejections = new(TimeSpan.FromSeconds(10));
 
     /// <summary>Null when admitted (then call <see cref="Release"/> when it closes); else why not.</summary>
     public string? TryAdmit(IPAddress? address)
@@ -65,13 +63,9 @@ public sealed partial class ConnectionAdmission(LimitsOptions limits, ILogger<Co
     /// <summary>One log line per burst: the first rejection, then at most one line per interval with the count.</summary>
     public void LogRejection(EndPoint? remote)
     {
-        Interlocked.Increment(ref _rejectedSinceLog);
-        var now = Environment.TickCount64;
-        var last = Interlocked.Read(ref _lastRejectionLog);
-        if ((last < 0 || now - last >= (long)RejectionLogInterval.TotalMilliseconds)
-            && Interlocked.CompareExchange(ref _lastRejectionLog, now, last) == last)
+        if (_rejections.TryTake(out var count))
         {
-            LogRejected(logger, Interlocked.Exchange(ref _rejectedSinceLog, 0), remote?.ToString(),
+            LogRejected(logger, count, remote?.ToString(),
                 limits.MaxConnections, limits.MaxConnectionsPerIp);
         }
     }

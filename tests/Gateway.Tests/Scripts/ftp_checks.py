@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 
-from ftp_common import expect_error  # beside this script
+from ftp_common import expect_closed, expect_error  # beside this script
 
 HOST, PORT, CHECK = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
@@ -190,11 +190,7 @@ def check_three_failures_close():
         except ftplib.Error as e:
             replies.append(str(e)[:3])
     assert replies == ["530", "530", "421"], replies
-    try:
-        ftp.sendcmd("NOOP")
-        raise AssertionError("connection still open after three failed logins")
-    except (EOFError, OSError, ftplib.Error):
-        pass
+    expect_closed(ftp, "after three failed logins")
 
 
 def check_bounce_refused():

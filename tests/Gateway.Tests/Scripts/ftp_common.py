@@ -10,3 +10,12 @@ def expect_error(code, call, *args):
         assert str(e).startswith(code), f"expected {code}, got {e}"
         return str(e)
     raise AssertionError(f"expected {code}, got success")
+
+
+def expect_closed(ftp, why):
+    """The server has closed the control connection: a NOOP gets no reply."""
+    try:
+        ftp.sendcmd("NOOP")
+    except (EOFError, OSError, ftplib.Error):
+        return
+    raise AssertionError(f"connection still open {why}")

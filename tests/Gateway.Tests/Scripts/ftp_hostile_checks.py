@@ -40,6 +40,17 @@ def epsv_port(ftp):
     return int(ftp.sendcmd("EPSV").split("|")[3])
 
 
+def expect_refused_before_150(ftp, code, command, rest=None):
+    """A transfer command refused with `code` before any 150 (a data connection is set up, as clients do)."""
+    try:
+        conn = ftp.transfercmd(command, rest=rest)
+    except ftplib.error_perm as e:
+        assert str(e).startswith(code), e
+        return
+    conn.close()
+    raise AssertionError(f"{command} (REST {rest}) started; then: {ftp.getline()}")
+
+
 def check_stalled_download_ends():
     # A client that reads 1,000 bytes of a 64 MiB download and stops: the send makes no progress, so the
     # transfer ends with 426 after the data timeout (3 s), the file is closed, the session goes on.
@@ -91,13 +102,7 @@ def check_rest_past_end_refused():
     ftp.voidcmd("TYPE I")
     ftp.storbinary("STOR rest.bin", io.BytesIO(b"0123456789"))
     for offset in [2**63 - 1000] * 50 + [2**40 + 10, 11]:
-        try:
-            conn = ftp.transfercmd("STOR rest.bin", rest=offset)
-        except ftplib.error_perm as e:
-            assert str(e).startswith("554"), e
-        else:
-            conn.close()
-            raise AssertionError(f"STOR after REST {offset} started; then: {ftp.getline()}")
+        expect_refused_before_150(ftp, "554", "STOR rest.bin", rest=offset)
     assert ftp.size("rest.bin") == 10
     ftp.storbinary("STOR rest.bin", io.BytesIO(b"abc"), rest="10")  # at the end: an honest resume
     assert download(ftp, "rest.bin") == b"0123456789abc"
@@ -204,39 +209,25 @@ def check_data_reset_at_each_step():
 
 
 def check_bad_names_and_offsets_refused_before_150():
-    # Found by the hostile soak: a reply carried the FTP root's path on disk; an over-long name was taken as an
-    # upload and failed only at its end; a REST past the end of a download got 150 then 426; an atomic STOR
-    # replaced a FIFO with a regular file.
+    # No reply shows a path on the server's disk; what cannot succeed is refused before 150, not after the data.
     ftp = connect()
     ftp.voidcmd("TYPE I")
     long_name = "n" * 300
     for call in [lambda: ftp.mkd(long_name), lambda: ftp.rename("small.txt", long_name)]:
         reply = expect_error("553", call)
         assert ROOT not in reply and "/tmp" not in reply, reply
-    try:
-        conn = ftp.transfercmd(f"STOR {long_name}")
-    except ftplib.error_perm as e:
-        assert str(e).startswith("553"), e
-    else:
-        conn.close()
-        raise AssertionError(f"STOR of a 300-byte name started; then: {ftp.getline()}")
+    expect_refused_before_150(ftp, "553", f"STOR {long_name}")
     ftp.mkd("exists")
     reply = expect_error("550", ftp.mkd, "exists")
     assert ROOT not in reply and "hostile" not in reply, reply  # no path of the server's disk, nor of the tree
     ftp.rmd("exists")
-    try:
-        conn = ftp.transfercmd("RETR small.txt", rest=2**63 - 1000)
-    except ftplib.error_perm as e:
-        assert str(e).startswith("554"), e
-    else:
-        conn.close()
-        raise AssertionError(f"RETR past the end started; then: {ftp.getline()}")
+    expect_refused_before_150(ftp, "554", "RETR small.txt", rest=2**63 - 1000)
     assert download(ftp, "small.txt") == b"small\n"
     ftp.quit()
 
 
 def check_upload_never_replaces_a_fifo():
-    # With atomic uploads too: the upload would be renamed over the FIFO.
+    # With atomic uploads too, where the upload would otherwise be renamed over the FIFO.
     ftp = connect()
     ftp.voidcmd("TYPE I")
     expect_error("550", ftp.storbinary, "STOR pipe", io.BytesIO(b"x"))

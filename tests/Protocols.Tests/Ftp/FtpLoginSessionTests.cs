@@ -44,6 +44,15 @@ public sealed class FtpLoginSessionTests : IDisposable
         return _connection.RunAsync(new FtpHandler(options, authenticator, new FtpPassiveListeners(options), new ProtocolLimits { IdleTimeout = TimeSpan.Zero }));
     }
 
+    /// <summary>Starts the session and sends alice's USER and PASS; returns the handler once the 220 and 331 are read.</summary>
+    private async Task<Task> StartWithAlicesPassAsync(FtpPasswordVerifier verifier)
+    {
+        var handler = Start(verifier);
+        await SendAsync("USER alice\r\nPASS alice-pw\r\n");
+        Assert.Equal(["220", "331"], await RepliesAsync(2));
+        return handler;
+    }
+
     private async Task SendAsync(string lines) => await _connection.ClientOutput.WriteAsync(Encoding.UTF8.GetBytes(lines), _timeout.Token);
 
     private async Task<string> ReplyAsync() => await _replies.ReadLineAsync(_timeout.Token) ?? "(closed)";
@@ -96,9 +105,7 @@ public sealed class FtpLoginSessionTests : IDisposable
         var (verifier, held) = await BusyVerifierAsync(maxWaiting: 4);
         using (verifier)
         {
-            var handler = Start(verifier);
-            await SendAsync("USER alice\r\nPASS alice-pw\r\n");
-            Assert.Equal(["220", "331"], await RepliesAsync(2));
+            var handler = await StartWithAlicesPassAsync(verifier);
             await WaitForPendingAsync(verifier, 2);
 
             _connection.Close();
@@ -117,9 +124,7 @@ public sealed class FtpLoginSessionTests : IDisposable
         var (verifier, held) = await BusyVerifierAsync(maxWaiting: 4);
         using (verifier)
         {
-            var handler = Start(verifier);
-            await SendAsync("USER alice\r\nPASS alice-pw\r\n");
-            Assert.Equal(["220", "331"], await RepliesAsync(2));
+            var handler = await StartWithAlicesPassAsync(verifier);
             await WaitForPendingAsync(verifier, 2);
 
             _connection.RequestClose();
@@ -137,9 +142,7 @@ public sealed class FtpLoginSessionTests : IDisposable
         var (verifier, held) = await BusyVerifierAsync(maxWaiting: 0);
         using (verifier)
         {
-            var handler = Start(verifier);
-            await SendAsync("USER alice\r\nPASS alice-pw\r\n");
-            Assert.Equal(["220", "331"], await RepliesAsync(2));
+            var handler = await StartWithAlicesPassAsync(verifier);
             Assert.StartsWith("421 Too many logins in progress", await ReplyAsync(), StringComparison.Ordinal);
             await handler.WaitAsync(_timeout.Token);
             Assert.Equal([("queue_full", "none")], _activity.Logins);
@@ -152,9 +155,7 @@ public sealed class FtpLoginSessionTests : IDisposable
     public async Task AVerificationThatFailsInOurCodeAnswers421AndIsReported()
     {
         using var verifier = new FtpPasswordVerifier(1, 4, (_, _) => throw new InvalidOperationException("a bug"));
-        var handler = Start(verifier);
-        await SendAsync("USER alice\r\nPASS alice-pw\r\n");
-        Assert.Equal(["220", "331"], await RepliesAsync(2));
+        var handler = await StartWithAlicesPassAsync(verifier);
         Assert.StartsWith("421 Login could not be checked", await ReplyAsync(), StringComparison.Ordinal);
         await handler.WaitAsync(_timeout.Token);
         Assert.Equal(("pass", "a bug"), _activity.Faults.Select(f => (f.Operation, f.Exception.Message)).Single());
