@@ -70,7 +70,9 @@ public class RpcBatch
         var endpoint = new ListenerEndpoint("Gateway:Listeners:Rpc", "rpc", ListenerProtocol.Rpc, "epoll", IPAddress.Loopback, false, 7008);
         var services = new ServiceCollection();
         services.AddLogging();
-        services.AddSingleton(new GatewayListeners([endpoint], NullLogger<GatewayListeners>.Instance));
+        services.AddMetrics();
+        var admin = new ListenerEndpoint("Gateway:Admin", "admin", null, "kestrel", IPAddress.Loopback, false, 8080);
+        services.AddSingleton(new GatewayListeners([endpoint, admin], NullLogger<GatewayListeners>.Instance));
         services.AddSingleton<ConnectionRegistry>();
         services.AddGatewayTelemetry(new ConfigurationBuilder().Build());
         _services = services.BuildServiceProvider();

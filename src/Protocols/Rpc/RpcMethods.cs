@@ -53,17 +53,7 @@ internal static class RpcMethods
         {
             case RpcMethod.Ping:
             case RpcMethod.Echo:
-                var json = replies.BeginReply(RpcMethodTable.OutWord(request.Method));
-                if (request.HasParams)
-                {
-                    json.WriteRawValue(request.Params, skipInputValidation: true);
-                }
-                else
-                {
-                    json.WriteNullValue();
-                }
-
-                replies.EndReply(request);
+                replies.WriteRawResult(RpcMethodTable.OutWord(request.Method), request);
                 return Ok(request.Method);
 
             case RpcMethod.Time:
