@@ -8,7 +8,7 @@ internal sealed record LoadOptions
         usage: LoadGen --port N [--host 127.0.0.1] [--protocol rpc|echo|resp] [--connections 16] [--pipeline 1]
                        [--duration 10] [--warmup 2] [--method ping] [--params '"x"'] [--message-bytes 64]
                        [--reconnect 0|1] [--rate 0] [--idle 0] [--idle-sources S] [--idle-timeout 120]
-                       [--progress 0|1]
+                       [--progress 0|1] [--timeline 0|1]
           --protocol resp  Redis inline PING; every reply must be +PONG (an error reply fails its connection
                            and counts in "errors")
           --rate R         open loop: R requests/s over all connections on a fixed schedule, latency measured
@@ -19,6 +19,8 @@ internal sealed record LoadOptions
                            Gives up (exit 1) if not all open within --idle-timeout seconds; needs
                            N + connections + 64 descriptors (exit 2 if RLIMIT_NOFILE is lower)
           --progress 1     a line on stderr every 5 s (the default when --duration is 20 or more)
+          --timeline 1     the report gets "timeline": replies completed in each second from the first
+                           request, warm-up included (how soon a fresh server is at full speed)
         Socket completions run inline on the epoll thread unless DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS
         is set (0 restores the thread-pool hop). Exit 0 when every connection lasted, requests > 0 and every
         idle connection was still open; 1 otherwise; 2 for a usage or descriptor-limit error.
@@ -27,7 +29,7 @@ internal sealed record LoadOptions
     private static readonly HashSet<string> Known =
     [
         "port", "host", "protocol", "connections", "pipeline", "duration", "warmup", "method", "params",
-        "message-bytes", "reconnect", "rate", "idle", "idle-sources", "idle-timeout", "progress",
+        "message-bytes", "reconnect", "rate", "idle", "idle-sources", "idle-timeout", "progress", "timeline",
     ];
 
     public string Host { get; init; } = "127.0.0.1";
@@ -64,6 +66,9 @@ internal sealed record LoadOptions
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(120);
 
     public bool Progress { get; init; }
+
+    /// <summary>Whether the report carries replies per second from the first request on.</summary>
+    public bool Timeline { get; init; }
 
     public bool OpenLoop => Rate > 0;
 
@@ -133,6 +138,7 @@ internal sealed record LoadOptions
             IdleSources = Int("idle-sources", (int)Math.Max(1, (idle + 19_999L) / 20_000)),
             IdleTimeout = TimeSpan.FromSeconds(Int("idle-timeout", 120)),
             Progress = Int("progress", duration >= 20 ? 1 : 0) == 1,
+            Timeline = Int("timeline", 0) == 1,
         };
     }
 

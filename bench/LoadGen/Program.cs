@@ -80,12 +80,15 @@ else
         : sockets.Select((s, i) => Task.Run(() => closedLoop.RunAsync(s, stats[i]))).ToArray();
 }
 
+List<long>? timeline = null;
 using (var runOver = new CancellationTokenSource())
 {
     var progress = options.Progress ? Progress.ReportAsync(stats, clock.Start, runOver.Token) : Task.CompletedTask;
+    var perSecond = options.Timeline ? Timeline.RecordAsync(stats, clock.Start, runOver.Token) : null;
     await Task.WhenAll(clients);
     await runOver.CancelAsync();
     await progress;
+    timeline = perSecond is null ? null : await perSecond;
 }
 
 var idleOpen = idle.CountOpen();
@@ -141,5 +144,10 @@ var report = new Dictionary<string, object>
     ["idle_open_at_end"] = idleOpen,
     ["errors"] = errorReplies,
 };
+if (timeline is not null)
+{
+    report["timeline"] = timeline;
+}
+
 Console.WriteLine(JsonSerializer.Serialize(report));
 return failed == 0 && requests > 0 && idleOpen == idle.Count ? 0 : 1;

@@ -1,6 +1,4 @@
 using System.Buffers;
-using System.Diagnostics;
-using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
 using Gateway.Protocols.Framing;
@@ -42,7 +40,7 @@ public sealed class AbandonedWorkTests(ITestOutputHelper output)
         using var timeout = new CancellationTokenSource(Patience);
         using var admin = new AdminApi(gateway);
         var pids = await ServingPidsAsync(gateway, admin, model);
-        var idle = CpuSeconds(pids);
+        var idle = ProcessCpu.Seconds(pids);
 
         var sockets = new List<Socket>();
         try
@@ -56,7 +54,7 @@ public sealed class AbandonedWorkTests(ITestOutputHelper output)
             }
 
             // Closed while the work runs (not before it starts), so what is proven is that it stops midway.
-            await WaitUntilAsync(() => CpuSeconds(pids) - idle >= 0.5, "the work never started", timeout.Token);
+            await ProcessCpu.WaitForAsync(pids, idle, 0.5, "the work never started", timeout.Token);
         }
         finally
         {
@@ -67,9 +65,9 @@ public sealed class AbandonedWorkTests(ITestOutputHelper output)
         }
 
         await Task.Delay(Grace, timeout.Token);
-        var atStart = CpuSeconds(pids);
+        var atStart = ProcessCpu.Seconds(pids);
         await Task.Delay(Window, timeout.Token);
-        var burned = CpuSeconds(pids) - atStart;
+        var burned = ProcessCpu.Seconds(pids) - atStart;
         output.WriteLine($"{model}: {atStart - idle:F2} CPU-s until the grace ended, {burned:F2} CPU-s in the {Window.TotalSeconds:F0} s after it");
         Assert.True(burned < StoppedCpuSeconds,
             $"{model}: {burned:F2} CPU-s in the {Window.TotalSeconds:F0} s after the {Grace.TotalSeconds:F0} s grace, for {Clients} clients that had closed " +
@@ -91,11 +89,11 @@ public sealed class AbandonedWorkTests(ITestOutputHelper output)
             [.. GatewayProcess.LoopbackArgs, .. Models.Args(model, "Rpc"), "--Gateway:Admin:CloseGraceSeconds=0"]);
         using var timeout = new CancellationTokenSource(Patience);
         using var admin = new AdminApi(gateway);
-        var idle = CpuSeconds([gateway.Pid]);
+        var idle = ProcessCpu.Seconds([gateway.Pid]);
         await using var client = await RpcConnection.OpenAsync(gateway.Rpc, timeout.Token);
         client.Client.Send("work", 10_000_000);
         await client.Client.FlushAsync(timeout.Token);
-        await WaitUntilAsync(() => CpuSeconds([gateway.Pid]) - idle >= 0.5, "the work never started", timeout.Token);
+        await ProcessCpu.WaitForAsync([gateway.Pid], idle, 0.5, "the work never started", timeout.Token);
 
         var id = (await admin.GetJsonAsync("/admin/connections?protocol=rpc")).Items().Single().Str("id");
         var (status, _) = await admin.SendAsync(HttpMethod.Delete, $"/admin/connections/{id}?reason=test");
@@ -103,9 +101,9 @@ public sealed class AbandonedWorkTests(ITestOutputHelper output)
         Assert.Equal(0, await TcpClients.ReadUntilClosedAsync(client.Socket, Patience)); // closed (FIN or reset), unanswered
 
         await Task.Delay(Grace, timeout.Token);
-        var atStart = CpuSeconds([gateway.Pid]);
+        var atStart = ProcessCpu.Seconds([gateway.Pid]);
         await Task.Delay(Window, timeout.Token);
-        var burned = CpuSeconds([gateway.Pid]) - atStart;
+        var burned = ProcessCpu.Seconds([gateway.Pid]) - atStart;
         output.WriteLine($"{model}: {burned:F2} CPU-s in the {Window.TotalSeconds:F0} s after the admin close and the grace");
         Assert.True(burned < StoppedCpuSeconds, $"{model}: {burned:F2} CPU-s in {Window.TotalSeconds:F0} s after the admin closed the connection");
         await admin.MetricsAsync(text => AdminApi.SumOf(text, "gateway_requests_abandoned_total", "operation=\"work\"") >= 1);
@@ -122,48 +120,5 @@ public sealed class AbandonedWorkTests(ITestOutputHelper output)
         var workers = await admin.WaitForAsync("/admin/workers",
             json => json.GetArrayLength() == 2 && json.EnumerateArray().All(w => w.Str("state") == "ready"));
         return [gateway.Pid, .. workers.EnumerateArray().Select(w => (int)w.Num("pid"))];
-    }
-
-    /// <summary>User plus system CPU time of the processes, from /proc/&lt;pid&gt;/stat (a process gone counts nothing more).</summary>
-    private static double CpuSeconds(IEnumerable<int> pids)
-    {
-        double total = 0;
-        foreach (var pid in pids)
-        {
-            try
-            {
-                var stat = File.ReadAllText($"/proc/{pid}/stat");
-                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                // After the command: state is field 3 of stat(5), utime 14 and stime 15 — indexes 11 and 12 here.
-                total += (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / (double)ClockTicksPerSecond;
-            }
-            catch (IOException)
-            {
-                // exited
-            }
-        }
-
-        return total;
-    }
-
-    /// <summary>USER_HZ, which /proc reports CPU times in (100 on Linux unless built otherwise).</summary>
-    private static readonly long ClockTicksPerSecond = ReadClockTicks();
-
-    private static long ReadClockTicks()
-    {
-        var start = new ProcessStartInfo("getconf", "CLK_TCK") { RedirectStandardOutput = true, UseShellExecute = false };
-        using var getconf = Process.Start(start)!;
-        var text = getconf.StandardOutput.ReadToEnd();
-        getconf.WaitForExit();
-        return long.TryParse(text.Trim(), CultureInfo.InvariantCulture, out var ticks) && ticks > 0 ? ticks : 100;
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition, string failure, CancellationToken cancellationToken)
-    {
-        while (!condition())
-        {
-            Assert.False(cancellationToken.IsCancellationRequested, failure);
-            await Task.Delay(50, CancellationToken.None);
-        }
     }
 }

@@ -33,6 +33,7 @@ public sealed class ConfigurationTests
     [InlineData("--Gateway:Limits:IdleTimeoutSeconds=soon", "Gateway:Limits:IdleTimeoutSeconds", "Int32")]
     [InlineData("--Gateway:Admin:Url=ftp://127.0.0.1:21", "Gateway:Admin:Url", "http://")]
     [InlineData("--Gateway:Workers:Mode=forking", "Gateway:Workers:Mode", "async, sync, per-connection")]
+    [InlineData("--Gateway:Execution=threadpool", "Gateway:Execution", "inline, pool")]
     [InlineData("--Gateway:Listeners:Rpc:Tls=true", "Gateway:Listeners:Rpc:Tls", "Gateway:Tls:CertificatePath")]
     [InlineData("--Gateway:Listeners:Echo:Tls=yes", "Gateway:Listeners:Echo:Tls", "not true or false")]
     [InlineData("--Gateway:Listeners:Ftp:Tls=explicit", "Gateway:Listeners:Ftp:Tls", "needs a certificate")]

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Security.Cryptography;
@@ -41,6 +42,94 @@ public sealed class RpcHandlerTests : IDisposable
     {
         await _connection.ClientOutput.CompleteAsync();
         await handler.WaitAsync(_timeout.Token);
+    }
+
+    [Theory]
+    [InlineData("""{"in":"ping","id":1}""")]
+    [InlineData("""{"in":"ping"}""")]
+    [InlineData("""{"id": "x-1" , "in":"echo","params": { "a" : [1, 2.50, "\u00e9", null] }}""")]
+    [InlineData("""{"in":"echo","params":"ïreader ☃ \ud83d\ude00","id":[1,{"k":true}]}""")]
+    public async Task PingAndEchoRepliesAreTheBytesTheJsonWriterWrites(string body)
+    {
+        // ping and echo put their replies together from fixed bytes and the request's raw params and id; the bytes
+        // must be those the JSON writer makes for every other method (and made for these before).
+        var handler = Start();
+        _client.SendRaw(Encoding.UTF8.GetBytes(body));
+        await _client.FlushAsync(_timeout.Token);
+        var frame = await ReadFrameAsync(_connection.ClientPipe.Input);
+
+        using var request = JsonDocument.Parse(body);
+        var expected = new MemoryStream();
+        using (var json = new Utf8JsonWriter(expected, RpcReplyWriter.WriterOptions))
+        {
+            json.WriteStartObject();
+            json.WriteString("out", request.RootElement.GetProperty("in").GetString() == "ping" ? "pong" : "echo");
+            json.WritePropertyName("result");
+            if (request.RootElement.TryGetProperty("params", out _))
+            {
+                json.WriteRawValue(RawText(body, "params"), skipInputValidation: true);
+            }
+            else
+            {
+                json.WriteNullValue();
+            }
+
+            if (request.RootElement.TryGetProperty("id", out _))
+            {
+                json.WritePropertyName("id");
+                json.WriteRawValue(RawText(body, "id"), skipInputValidation: true);
+            }
+
+            json.WriteEndObject();
+        }
+
+        Assert.Equal(Encoding.UTF8.GetString(expected.ToArray()), Encoding.UTF8.GetString(frame));
+        await FinishAsync(handler);
+    }
+
+    /// <summary>A top-level property's value exactly as it stands in the text.</summary>
+    private static string RawText(string body, string property)
+    {
+        var bytes = Encoding.UTF8.GetBytes(body);
+        var reader = new Utf8JsonReader(bytes);
+        reader.Read();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var name = reader.GetString();
+            reader.Read();
+            var start = (int)reader.TokenStartIndex;
+            reader.Skip();
+            if (name == property)
+            {
+                return Encoding.UTF8.GetString(bytes, start, (int)reader.BytesConsumed - start);
+            }
+        }
+
+        throw new InvalidOperationException($"no {property}");
+    }
+
+    private async Task<byte[]> ReadFrameAsync(PipeReader input)
+    {
+        while (true)
+        {
+            var read = await input.ReadAsync(_timeout.Token);
+            var buffer = read.Buffer;
+            if (buffer.Length >= 4)
+            {
+                var header = new byte[4];
+                buffer.Slice(0, 4).CopyTo(header);
+                var length = BinaryPrimitives.ReadUInt32LittleEndian(header);
+                if (buffer.Length >= 4 + length)
+                {
+                    var frame = buffer.Slice(4, length).ToArray();
+                    input.AdvanceTo(buffer.GetPosition(4 + length));
+                    return frame;
+                }
+            }
+
+            Assert.False(read.IsCompleted, "the connection ended before a whole reply");
+            input.AdvanceTo(buffer.Start, buffer.End);
+        }
     }
 
     [Fact]

@@ -62,6 +62,12 @@ public static class GatewayConfiguration
             }
         }
 
+        // The same for the execution mode: the binder would name the enum's type, not the choices.
+        if (section["Execution"] is { } execution && !Enum.GetNames<ExecutionMode>().Contains(execution, StringComparer.OrdinalIgnoreCase))
+        {
+            problems.Add($"{GatewayOptions.SectionName}:Execution: '{execution}' is not one of inline, pool");
+        }
+
         if (problems.Count > 0)
         {
             return false;

@@ -122,6 +122,9 @@ public static partial class GatewayHost
             // plus its header, or a frame of exactly MaxFrameBytes could never complete (the reader waits for
             // bytes the paused transport will not read).
             sockets.MaxReadBufferSize = Math.Max(1024 * 1024, limits.MaxFrameBytes + 64 * 1024);
+            // Inline execution: the handler continues on the thread that completed the socket read (one of the
+            // socket engine's thread-pool dispatches), not after a second hop through Kestrel's I/O queue.
+            sockets.UnsafePreferInlineScheduling = options.Execution == ExecutionMode.Inline;
             // Urgent data stays in the stream: FTP clients send IAC IP / IAC DM as urgent before ABOR, and
             // without this Linux drops that byte (then "ABOR\r\n" arrives as "ABOR\r"). Accepted sockets
             // inherit it; for echo and RPC it means no byte a client sends is lost either.

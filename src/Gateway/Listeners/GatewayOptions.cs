@@ -16,6 +16,9 @@ public sealed class GatewayOptions
 
     public ModelsOptions Models { get; set; } = new();
 
+    /// <summary>Where handlers run between reads (README, "Execution").</summary>
+    public ExecutionMode Execution { get; set; } = ExecutionMode.Inline;
+
     public TlsOptions Tls { get; set; } = new();
 
     /// <summary>The FTP listener's own keys (<c>Gateway:Listeners:Ftp:Root</c>, ...), beside its Port and Model.</summary>
@@ -176,6 +179,19 @@ public sealed class WorkersOptions
 }
 
 /// <summary>Settings of the in-process models (<c>Gateway:Models</c>).</summary>
+/// <summary>Where a connection's handler runs when its bytes arrive (<c>Gateway:Execution</c>).</summary>
+public enum ExecutionMode
+{
+    /// <summary>
+    /// On the I/O thread that read them, to the reply and the next wait (run to completion, as Redis does): no
+    /// thread hop per request. Work that may take long leaves that thread itself (the protocols' IoThread).
+    /// </summary>
+    Inline,
+
+    /// <summary>On the thread pool: every wake-up hops from the I/O thread to a pool thread.</summary>
+    Pool,
+}
+
 public sealed class ModelsOptions
 {
     /// <summary>Reactor threads per listener for epoll, epoll-et, poll and select; 0: one per two cores, at least one.</summary>

@@ -23,10 +23,10 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
     public const string SingleConnection = "single-connection";
 
     /// <summary>
-    /// One reactor thread per two cores, at least one. The issue asked for one per core; measured here
-    /// (bench/models, 2 cores) two reactor threads served request/response traffic at 0.8× Kestrel's sockets and one at 1.1×:
-    /// the handlers run on the thread pool, which needs the other core, and every hand-off between threads
-    /// on a busy core costs a context switch. Gateway:Models:ReactorThreads sets it outright.
+    /// One reactor thread per two cores, at least one: with handlers on the thread pool (Gateway:Execution=pool),
+    /// two reactor threads on 2 cores served request/response traffic at 0.8× Kestrel's sockets and one at 1.1×
+    /// (bench/models), since the pool needs the other core. Inline execution, which leaves the pool little to do,
+    /// has not been compared at one thread per core yet. Gateway:Models:ReactorThreads sets it outright.
     /// </summary>
     public static int DefaultReactorThreads => Math.Max(1, Environment.ProcessorCount / 2);
 
@@ -51,7 +51,7 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
         var stats = listeners.Stats.First(s => s.Endpoint.Key == model.ListenerKey);
         var reactor = new ReactorOptions
         {
-            Input = InputPipe(),
+            Input = InputPipe(options.Execution == ExecutionMode.Inline ? PipeScheduler.Inline : PipeScheduler.ThreadPool),
             Output = OutputPipe,
             OnRefused = (remote, refusal, detail) => Refused(stats, remote, refusal, detail),
             OnAcceptFailed = e => LogAcceptFailed(logger, model.ListenerKey, e.Message),
@@ -64,9 +64,9 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
             "epoll-et" => new ReactorListener(model, threads, () => new EpollReadiness(edgeTriggered: true), reactor),
             "poll" => new ReactorListener(model, threads, () => new PollReadiness(), reactor),
             "select" => new ReactorListener(model, threads, () => new SelectReadiness(), reactor),
-            "threads" => new BlockingListener(model, oneAtATime: false, reactor.Input, OutputPipe, Threads(), reactor.OnAcceptFailed, reactor.OnRefused),
-            "iterative" => new BlockingListener(model, oneAtATime: true, reactor.Input, OutputPipe, Threads(), reactor.OnAcceptFailed, reactor.OnRefused),
-            SingleConnection => new SingleConnectionListener(model, reactor.Input, OutputPipe, reactor.OnRefused),
+            "threads" => new BlockingListener(model, oneAtATime: false, BlockingInput, OutputPipe, Threads(), reactor.OnAcceptFailed, reactor.OnRefused),
+            "iterative" => new BlockingListener(model, oneAtATime: true, BlockingInput, OutputPipe, Threads(), reactor.OnAcceptFailed, reactor.OnRefused),
+            SingleConnection => new SingleConnectionListener(model, BlockingInput, OutputPipe, reactor.OnRefused),
             _ => throw new NotSupportedException($"model {model.Model} is not an in-process transport"),
         };
         stopper.Track(listener);
@@ -76,14 +76,22 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
     /// <summary>
     /// The input pipe pauses the socket at this many unread bytes: a whole largest frame plus its header must
     /// fit, or a frame of exactly MaxFrameBytes could never complete (as for Kestrel's sockets).
-    /// Readers resume on the thread pool, never on a reactor thread.
+    /// <paramref name="reader"/> is where the handler resumes when bytes arrive: inline, on the reactor thread
+    /// that read them (<see cref="ExecutionMode.Inline"/>), or on the thread pool.
     /// </summary>
-    private PipeOptions InputPipe()
+    private PipeOptions InputPipe(PipeScheduler reader)
     {
         long pause = Math.Max(1024 * 1024, options.Limits.MaxFrameBytes + 64 * 1024);
-        return new PipeOptions(MemoryPool<byte>.Shared, readerScheduler: PipeScheduler.ThreadPool, writerScheduler: PipeScheduler.Inline,
+        return new PipeOptions(MemoryPool<byte>.Shared, readerScheduler: reader, writerScheduler: PipeScheduler.Inline,
             pauseWriterThreshold: pause, resumeWriterThreshold: pause / 2, useSynchronizationContext: false);
     }
+
+    /// <summary>
+    /// The blocking models' handlers stay on the thread pool in either execution mode: their design is a receive
+    /// thread and a send thread per connection with the handler between them on the pool, as measured in the
+    /// comparison.
+    /// </summary>
+    private PipeOptions BlockingInput => InputPipe(PipeScheduler.ThreadPool);
 
     /// <summary>
     /// Output is sent by the thread that flushed it (the reader side runs inline; the blocking models' send

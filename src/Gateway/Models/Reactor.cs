@@ -9,8 +9,9 @@ namespace Gateway.Models;
 /// <summary>
 /// One reactor thread: its own listen socket (SO_REUSEPORT), its own readiness set, an eventfd through which
 /// other threads hand it work. It accepts, reads every ready socket straight into that connection's input
-/// pipe, and wakes senders whose socket can take output again. Protocol code never runs on it: the input
-/// pipes resume their readers on the thread pool.
+/// pipe, and wakes senders whose socket can take output again. With <c>Gateway:Execution</c> inline, the
+/// input pipe resumes its handler right here, within the read's flush: the request is handled and its reply
+/// sent on this thread (run to completion); what may take long leaves the thread by itself (IoThread).
 /// </summary>
 internal sealed class Reactor : IDisposable
 {
@@ -25,6 +26,7 @@ internal sealed class Reactor : IDisposable
     private readonly Thread _thread;
     private ReactorConnection?[] _slots = new ReactorConnection?[64];
     private readonly Stack<int> _freeSlots = new();
+    private List<ReactorConnection> _receiveLater = [], _receivingLater = [];
     private int _nextSlot = FirstConnectionToken;
     private FileDescriptor? _listener;
     private ChannelWriter<ConnectionContext>? _accepted;
@@ -106,7 +108,9 @@ internal sealed class Reactor : IDisposable
         Span<ReadyEvent> ready = new ReadyEvent[256];
         while (!_stopping)
         {
-            var count = _readiness.Wait(ready, AcceptTimeout());
+            // Connections that stopped at their read budget have bytes waiting: look at the others without
+            // sleeping, then let them read on.
+            var count = _readiness.Wait(ready, _receiveLater.Count > 0 ? 0 : AcceptTimeout());
             for (var i = 0; i < count && !_stopping; i++)
             {
                 var e = ready[i];
@@ -131,6 +135,17 @@ internal sealed class Reactor : IDisposable
 
                         break;
                 }
+            }
+
+            if (_receiveLater.Count > 0 && !_stopping)
+            {
+                (_receiveLater, _receivingLater) = (_receivingLater, _receiveLater);
+                foreach (var connection in _receivingLater)
+                {
+                    Guarded(connection, static (c, _) => c.ReceiveMore(), 0);
+                }
+
+                _receivingLater.Clear();
             }
 
             if (_acceptPausedUntil > 0 && Environment.TickCount64 >= _acceptPausedUntil && _listener is not null)
@@ -250,6 +265,9 @@ internal sealed class Reactor : IDisposable
             }
         }
     }
+
+    /// <summary>An edge-triggered connection read its budget with bytes still waiting: it reads on after the others (reactor thread).</summary>
+    internal void ReceiveLater(ReactorConnection connection) => _receiveLater.Add(connection);
 
     /// <summary>Forgets a closed connection (on the reactor thread).</summary>
     internal void Release(ReactorConnection connection)

@@ -193,8 +193,18 @@ internal sealed class ReactorConnection : ModelConnection
         }
     }
 
+    /// <summary>An edge-triggered connection that stopped at its read budget reads on (reactor thread).</summary>
+    public void ReceiveMore()
+    {
+        if (!_isClosed && !_receivePaused && !_receiveDone)
+        {
+            Receive();
+        }
+    }
+
     private void Receive()
     {
+        var budget = _options.MaxReadBytes;
         while (true)
         {
             var memory = Input.Writer.GetMemory(_readBytes);
@@ -226,9 +236,18 @@ internal sealed class ReactorConnection : ModelConnection
                 }
 
                 // Level-triggered: one read per readiness is fair to the others. Edge-triggered: read until the
-                // socket is drained, end of stream included: a FIN queued behind the data brings no new edge.
+                // socket is drained, end of stream included: a FIN queued behind the data brings no new edge; but
+                // after as many bytes as one level-triggered read may take, the others' turn comes first and this
+                // connection reads on after them (a client that pipelines a flood must not hold the thread).
                 if (!_reactor.EdgeTriggered || (result.Value < memory.Length && IsDrained()))
                 {
+                    return;
+                }
+
+                budget -= (int)result.Value;
+                if (budget <= 0)
+                {
+                    _reactor.ReceiveLater(this);
                     return;
                 }
 

@@ -141,6 +141,9 @@ internal sealed partial class FtpSession : IAsyncDisposable
         {
             try
             {
+                // Most commands touch the file system, whose calls may block (a slow or remote disk): they run on
+                // the thread pool, never on the I/O thread that read the line (IoThread).
+                await IoThread.LeaveAsync();
                 await spec.Run(this, command);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)

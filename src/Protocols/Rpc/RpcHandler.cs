@@ -19,7 +19,7 @@ public sealed class RpcHandler(ProtocolLimits limits, CpuSlots? cpu = null) : Co
     private readonly CpuSlots _cpu = cpu ?? CpuSlots.PerProcess;
 
     // A batch that runs this long sends the replies it has so far (see the loop).
-    private static readonly TimeSpan BatchFlushInterval = TimeSpan.FromMilliseconds(10);
+    private static readonly long BatchFlushTicks = Stopwatch.Frequency / 100; // 10 ms
 
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
@@ -35,7 +35,10 @@ public sealed class RpcHandler(ProtocolLimits limits, CpuSlots? cpu = null) : Co
         try
         {
             var closeRequested = ConnectionLifetime.CloseRequested(connection);
-            var lastFlush = Stopwatch.GetTimestamp();
+            // One clock reading per request: a request's time runs from the end of the one before it in the batch
+            // (its frame's parsing included), or from the read that brought the batch.
+            var mark = Stopwatch.GetTimestamp();
+            var lastFlush = mark;
             while (!closeRequested.IsCancellationRequested)
             {
                 if (!frames.TryRead(LengthPrefixedFrameReader.Instance, out var read))
@@ -48,9 +51,9 @@ public sealed class RpcHandler(ProtocolLimits limits, CpuSlots? cpu = null) : Co
                     }
 
                     read = await frames.ReadAsync(LengthPrefixedFrameReader.Instance, idle.Token);
-                    lastFlush = Stopwatch.GetTimestamp();
+                    mark = lastFlush = Stopwatch.GetTimestamp();
                 }
-                else if (Stopwatch.GetElapsedTime(lastFlush) > BatchFlushInterval)
+                else if (mark - lastFlush > BatchFlushTicks)
                 {
                     // A long batch (slow methods, a deep pipeline, a backlog) sends what it has every few ms: the
                     // client sees replies early, and a client that has gone is noticed — the send fails — instead
@@ -63,13 +66,12 @@ public sealed class RpcHandler(ProtocolLimits limits, CpuSlots? cpu = null) : Co
                         return;
                     }
 
-                    lastFlush = Stopwatch.GetTimestamp();
+                    mark = lastFlush = Stopwatch.GetTimestamp();
                 }
 
                 if (read.IsMessage)
                 {
-                    var started = Stopwatch.GetTimestamp();
-                    using var trace = ProtocolTelemetry.ActivitySource.StartActivity("rpc.request", ActivityKind.Server);
+                    using var trace = ProtocolTelemetry.ActivitySource.HasListeners() ? ProtocolTelemetry.ActivitySource.StartActivity("rpc.request", ActivityKind.Server) : null;
                     RpcOutcome outcome;
                     try
                     {
@@ -87,7 +89,9 @@ public sealed class RpcHandler(ProtocolLimits limits, CpuSlots? cpu = null) : Co
                     }
 
                     frames.Advance();
-                    Report(activity, trace, outcome, started);
+                    var ended = Stopwatch.GetTimestamp();
+                    Report(activity, trace, outcome, ended - mark);
+                    mark = ended;
                     continue;
                 }
 
@@ -95,13 +99,13 @@ public sealed class RpcHandler(ProtocolLimits limits, CpuSlots? cpu = null) : Co
                 {
                     replies.WriteError(default, RpcErrorCodes.TooLarge,
                         $"frame over the limit of {limits.MaxFrameBytes} bytes; closing the connection");
-                    Report(activity, null, new RpcOutcome(RpcMethod.Unknown, RpcErrorCodes.TooLarge), Stopwatch.GetTimestamp());
+                    Report(activity, null, new RpcOutcome(RpcMethod.Unknown, RpcErrorCodes.TooLarge), 0);
                 }
                 else if (read.Status == ProtocolReadStatus.TooSlow)
                 {
                     replies.WriteError(default, RpcErrorCodes.TooSlow,
                         $"frame arriving slower than {limits.MinDataRate:0} bytes/s ({read.UnparsedBytes} bytes in); closing the connection");
-                    Report(activity, null, new RpcOutcome(RpcMethod.Unknown, RpcErrorCodes.TooSlow), Stopwatch.GetTimestamp());
+                    Report(activity, null, new RpcOutcome(RpcMethod.Unknown, RpcErrorCodes.TooSlow), 0);
                 }
 
                 // Completed (a torn last frame is not an error), Canceled (close requested), TooLarge or TooSlow.
@@ -134,10 +138,10 @@ public sealed class RpcHandler(ProtocolLimits limits, CpuSlots? cpu = null) : Co
         return new RpcOutcome(request.Method, RpcErrorCodes.InternalError);
     }
 
-    private static void Report(IProtocolActivityFeature? activity, Activity? trace, RpcOutcome outcome, long started)
+    private static void Report(IProtocolActivityFeature? activity, Activity? trace, RpcOutcome outcome, long elapsedTicks)
     {
         var method = RpcMethodTable.MetricName(outcome.Method);
-        activity?.MessageHandled(method, outcome.Outcome, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        activity?.MessageHandled(method, outcome.Outcome, elapsedTicks / (double)Stopwatch.Frequency);
         if (trace is not null)
         {
             trace.DisplayName = $"rpc {method}";

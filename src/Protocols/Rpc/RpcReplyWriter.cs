@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -30,6 +31,54 @@ internal sealed class RpcReplyWriter : IDisposable
     {
         _output = output;
         _json = new Utf8JsonWriter(_body, WriterOptions);
+    }
+
+    // The fixed parts of a reply whose result is raw JSON from the request (WriteRawResult).
+    private static ReadOnlySpan<byte> OutPart => "{\"out\":\""u8;
+    private static ReadOnlySpan<byte> ResultPart => "\",\"result\":"u8;
+    private static ReadOnlySpan<byte> IdPart => ",\"id\":"u8;
+    private static ReadOnlySpan<byte> NullPart => "null"u8;
+
+    /// <summary>
+    /// Writes <c>{"out": word, "result": params, "id": id}</c> whose result is the request's own params (null when
+    /// it has none), put together from fixed bytes and the request's raw slices: the bytes the JSON writer would
+    /// write, without it (<c>ping</c> and <c>echo</c>, the requests that must cost least).
+    /// </summary>
+    public void WriteRawResult(JsonEncodedText outWord, in RpcRequest request)
+    {
+        var word = outWord.EncodedUtf8Bytes;
+        var length = OutPart.Length + word.Length + ResultPart.Length + (request.HasParams ? request.Params.Length : NullPart.Length)
+            + (request.HasId ? IdPart.Length + request.Id.Length : 0) + 1;
+        BinaryPrimitives.WriteUInt32LittleEndian(_output.GetSpan(LengthPrefixedFrameReader.HeaderLength), checked((uint)length));
+        _output.Advance(LengthPrefixedFrameReader.HeaderLength);
+        _output.Write(OutPart);
+        _output.Write(word);
+        _output.Write(ResultPart);
+        if (request.HasParams)
+        {
+            Write(request.Params);
+        }
+        else
+        {
+            _output.Write(NullPart);
+        }
+
+        if (request.HasId)
+        {
+            _output.Write(IdPart);
+            Write(request.Id);
+        }
+
+        _output.Write("}"u8);
+        _unflushed = true;
+    }
+
+    private void Write(in ReadOnlySequence<byte> raw)
+    {
+        foreach (var segment in raw)
+        {
+            _output.Write(segment.Span);
+        }
     }
 
     /// <summary>Starts <c>{"out": word, "result":</c>; the caller writes exactly one value, then calls <see cref="EndReply"/>.</summary>
