@@ -16,15 +16,14 @@ public sealed class ExecutionTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
 
+    /// <summary>The models whose connections share I/O threads: the reactors (one thread here) and Kestrel's sockets.</summary>
+    public static TheoryData<string> OneIoThread => ["kestrel", "epoll", "epoll-et", "poll", "select"];
+
     private static Task<GatewayProcess> StartAsync(string model) => GatewayProcess.StartAsync(
         [.. GatewayProcess.LoopbackArgs, .. Models.Args(model, "Rpc"), "--Gateway:Models:ReactorThreads=1", "--Gateway:Execution=inline"]);
 
     [Theory]
-    [InlineData("kestrel")]
-    [InlineData("epoll")]
-    [InlineData("epoll-et")]
-    [InlineData("poll")]
-    [InlineData("select")]
+    [MemberData(nameof(OneIoThread))]
     public async Task APingIsAnsweredWhileAnotherConnectionsHeavyWorkRuns(string model)
     {
         await using var gateway = await StartAsync(model);
@@ -48,11 +47,7 @@ public sealed class ExecutionTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData("kestrel")]
-    [InlineData("epoll")]
-    [InlineData("epoll-et")]
-    [InlineData("poll")]
-    [InlineData("select")]
+    [MemberData(nameof(OneIoThread))]
     public async Task APipelinedFloodYieldsToANeighbourOnTheSameThread(string model)
     {
         const int Flood = 200_000;

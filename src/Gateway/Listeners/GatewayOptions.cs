@@ -178,7 +178,6 @@ public sealed class WorkersOptions
     public int EffectiveCount => Count > 0 ? Count : Environment.ProcessorCount;
 }
 
-/// <summary>Settings of the in-process models (<c>Gateway:Models</c>).</summary>
 /// <summary>Where a connection's handler runs when its bytes arrive (<c>Gateway:Execution</c>).</summary>
 public enum ExecutionMode
 {
@@ -192,6 +191,7 @@ public enum ExecutionMode
     Pool,
 }
 
+/// <summary>Settings of the in-process models (<c>Gateway:Models</c>).</summary>
 public sealed class ModelsOptions
 {
     /// <summary>Reactor threads per listener for epoll, epoll-et, poll and select; 0: one per two cores, at least one.</summary>

@@ -133,6 +133,8 @@ async function browse(page) {
   await waitForInfo(`1–${options.rpc} of ${options.rpc}`);
   seen.rpcOnly = { info: await info.textContent(), protocols: await protocols() };
   await page.selectOption("#filter-protocol", "");
+  // The unfiltered page first: the RPC-only page may read the same "1–5 of 5" as the remote filter's.
+  await waitForInfo(`1–25 of ${options.total}`);
 
   await page.fill("#filter-remote", options.remotePrefix);
   await waitForInfo(`1–${options.fromPrefix} of ${options.fromPrefix}`);
