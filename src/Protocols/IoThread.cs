@@ -3,8 +3,8 @@ using System.Runtime.CompilerServices;
 namespace Gateway.Protocols;
 
 /// <summary>
-/// Handlers run to completion on the thread that read their bytes: a reactor thread of the in-process models, or
-/// Kestrel's socket thread. Such a thread serves every other connection it owns too, so work that may take long
+/// Handlers may run to completion on the thread that read their bytes, an I/O thread that serves many other
+/// connections too (the transport below decides; protocols cannot tell which it is), so work that may take long
 /// (a heavy method, file system calls, password hashing) leaves it first, explicitly, with
 /// <c>await IoThread.LeaveAsync()</c>. The rest of that request then runs on the thread pool; the next read
 /// brings the handler back to the I/O thread.

@@ -25,8 +25,8 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
     /// <summary>
     /// One reactor thread per two cores, at least one: with handlers on the thread pool (Gateway:Execution=pool),
     /// two reactor threads on 2 cores served request/response traffic at 0.8× Kestrel's sockets and one at 1.1×
-    /// (bench/models), since the pool needs the other core. Inline execution, which leaves the pool little to do,
-    /// has not been compared at one thread per core yet. Gateway:Models:ReactorThreads sets it outright.
+    /// (bench/models), since the pool needs the other core. With inline execution the pool has little to do, and
+    /// one thread per core may serve better: Gateway:Models:ReactorThreads sets it outright.
     /// </summary>
     public static int DefaultReactorThreads => Math.Max(1, Environment.ProcessorCount / 2);
 
