@@ -136,7 +136,7 @@ public sealed class FtpOnModelsTests(FtpModelsFixture fixture) : IClassFixture<F
         "commands", "epsv", "ascii", "utf8_names", "read_only_user", "anonymous_read_only", "login_required_and_unknown_user",
         "three_failures_close", "bounce_refused", "pasv_hijack_refused", "abort_transfer", "cut_off_upload_leaves_nothing",
         "vanished_mid_download", "resume_refused_when_atomic", "concurrent_clients", "commands_before_greeting_and_pipelined", "long_line_and_garbage",
-        "traversal_stays_inside",
+        "traversal_stays_inside", "final_reply_ends_transfer",
     ];
 
     public static TheoryData<string, string> ChecksOnModels()
@@ -205,6 +205,7 @@ public sealed class FtpTests(FtpFixture fixture)
     [InlineData("commands_before_greeting_and_pipelined")]
     [InlineData("long_line_and_garbage")]
     [InlineData("traversal_stays_inside")]
+    [InlineData("final_reply_ends_transfer")]
     public Task PythonFtplib(string check) => RunCheckAsync(check);
 
     private static async Task<string> CurlAsync(params string[] args)

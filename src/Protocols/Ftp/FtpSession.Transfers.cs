@@ -48,6 +48,14 @@ internal sealed partial class FtpSession
         /// <summary>Set when the stall watch ended it: the client stopped taking the data.</summary>
         public bool Stalled { get; set; }
 
+        private volatile bool _answering;
+
+        /// <summary>
+        /// Set just before the final reply is written: a command the client sends once it has read that reply
+        /// belongs after the transfer, though the transfer's task may not have returned yet.
+        /// </summary>
+        public bool Answering { get => _answering; set => _answering = value; }
+
         public Task Task { get; set; } = Task.CompletedTask;
 
         public long Bytes => Interlocked.Read(ref _bytes);
@@ -60,6 +68,12 @@ internal sealed partial class FtpSession
 
     private async Task<bool> HandleDuringTransferAsync(FtpCommand command, Transfer running)
     {
+        if (running.Answering)
+        {
+            await running.Task; // its final reply goes out first; the command is then an ordinary one
+            return false;
+        }
+
         switch (command.Verb)
         {
             case FtpVerb.Abor:
@@ -544,6 +558,7 @@ internal sealed partial class FtpSession
         }
 
         _activity?.TransferEnded(transfer.Direction, transfer.Bytes, result.Code < 400 ? ProtocolOutcomes.Ok : result.Code.ToString(CultureInfo.InvariantCulture));
+        transfer.Answering = true;
         await ReplyQuietlyAsync(result.Code, result.Text);
     }
 

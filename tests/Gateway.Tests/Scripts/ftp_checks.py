@@ -244,6 +244,19 @@ def check_abort_transfer():
     ftp.quit()
 
 
+def check_final_reply_ends_transfer():
+    # Once the client has read a transfer's 226, the transfer is over: a STAT right after it gets the
+    # session's 211, never the 213 "transfer in progress" of the transfer that has just answered.
+    ftp = connect()
+    fresh_dir(ftp, "final")
+    ftp.storbinary("STOR one.bin", io.BytesIO(b"x"))
+    for _ in range(300):
+        assert ftp.nlst() == ["one.bin"]
+        reply = ftp.sendcmd("STAT")
+        assert reply.startswith("211"), reply
+    ftp.quit()
+
+
 def check_cut_off_upload_leaves_nothing():
     ftp = connect()
     fresh_dir(ftp, "cutoff")
