@@ -10,10 +10,10 @@ using Microsoft.AspNetCore.Http.Features;
 namespace Gateway.Models;
 
 /// <summary>
-/// A connection of an in-process model as Kestrel sees it: a socket descriptor behind two pipes. The model
-/// fills <see cref="Input"/>'s writer from the socket (however it learns that bytes arrived) and this class
-/// drains <see cref="Output"/>'s reader into the socket. The connection is over when both directions are:
-/// then the model may close the descriptor.
+/// A connection of an in-process model as Kestrel sees it: a socket descriptor behind a duplex pipe. The model
+/// fills <see cref="Input"/>'s writer from the socket (however it learns that bytes arrived) and sends what the
+/// application writes to the output it supplies. The connection is over when both directions are: then the
+/// model may close the descriptor.
 /// </summary>
 /// <remarks>
 /// <see cref="ConnectionClosed"/> fires sooner, as Kestrel's socket transport raises it: when the receive side
@@ -38,15 +38,15 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
     private long _bytesSent;
     private long _lastActivityTick = Environment.TickCount64;
 
-    protected ModelConnection(FileDescriptor socket, PipeOptions input, PipeOptions output)
+    /// <param name="output">The application's side of the output, which the model sends from.</param>
+    protected ModelConnection(FileDescriptor socket, PipeOptions input, Func<ModelConnection, PipeWriter> output)
     {
         Socket = socket;
         ConnectionId = $"{ModelConnectionIdPrefix}{Interlocked.Increment(ref s_lastId):X8}";
         LocalEndPoint = NativeSocket.LocalEndPoint(socket);
         RemoteEndPoint = NativeSocket.RemoteEndPoint(socket);
         Input = new Pipe(input);
-        Output = new Pipe(output);
-        Transport = new DuplexPipe(Input.Reader, Output.Writer);
+        Transport = new DuplexPipe(Input.Reader, output(this));
         _features.Set<IConnectionIdFeature>(this);
         _features.Set<IConnectionTransportFeature>(this);
         _features.Set<IConnectionEndPointFeature>(this);
@@ -61,9 +61,6 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
 
     /// <summary>Socket → application.</summary>
     protected Pipe Input { get; }
-
-    /// <summary>Application → socket.</summary>
-    protected Pipe Output { get; }
 
     /// <summary>Why the host aborted the connection, if it did.</summary>
     protected ConnectionAbortedException? AbortReason => _abortReason;
@@ -102,7 +99,7 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
     public override void Abort(ConnectionAbortedException abortReason)
     {
         _abortReason ??= abortReason;
-        Output.Reader.CancelPendingRead(); // the send loop stops
+        StopSending();
         Shutdown(Libc.ShutRdWr); // the receive side sees the end
         OnAborted();
         SignalClosed(); // also when the receive side is held back by a full input pipe and sees nothing yet
@@ -118,6 +115,12 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         _closed.Dispose();
         await base.DisposeAsync();
     }
+
+    /// <summary>
+    /// Nothing more is sent (an abort, or the peer's reset): the model drops unsent output, releases a writer
+    /// waiting for room and ends its send direction with <see cref="SendEnded"/>.
+    /// </summary>
+    protected abstract void StopSending();
 
     /// <summary>The model wakes whatever waits for this connection's socket (the abort already shut it down).</summary>
     protected virtual void OnAborted()
@@ -151,7 +154,7 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
             if (error is not null)
             {
                 // A reset or an abort: nothing more can be sent either.
-                Output.Reader.CancelPendingRead();
+                StopSending();
             }
 
             SignalClosed();
@@ -160,69 +163,36 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
     }
 
     /// <summary>
-    /// Drains the output pipe into the socket until the application completes it (then sends FIN) or the
-    /// connection fails.
+    /// The send direction is over, once. <paramref name="fin"/>: after the last byte (a clean FIN follows);
+    /// <paramref name="error"/>: a failed send, which ends the receive side too; neither: stopped by an abort or
+    /// the peer's reset, which have shut the socket down already.
     /// </summary>
-    protected async Task SendLoopAsync()
+    protected void SendEnded(Exception? error, bool fin)
     {
-        Exception? error = null;
-        try
+        if (fin)
         {
-            while (true)
-            {
-                var result = await ReadOutputAsync();
-                if (result.IsCanceled || _abortReason is not null)
-                {
-                    break;
-                }
-
-                var buffer = result.Buffer;
-                while (!buffer.IsEmpty)
-                {
-                    var sent = await SendAsync(buffer);
-                    buffer = buffer.Slice(sent);
-                    Volatile.Write(ref _bytesSent, _bytesSent + sent); // one writer: this loop
-                    Volatile.Write(ref _lastActivityTick, Environment.TickCount64);
-                }
-
-                Output.Reader.AdvanceTo(buffer.End);
-                if (result.IsCompleted)
-                {
-                    Shutdown(Libc.ShutWr); // a clean FIN after the last byte
-                    break;
-                }
-            }
+            Shutdown(Libc.ShutWr);
         }
-        catch (NativeException e) when (e.Error is Errno.BrokenPipe or Errno.ConnectionReset or Errno.NotConnected or Errno.TimedOut)
-        {
-            error = new ConnectionResetException(e.Message, e);
-        }
-        catch (Exception e)
-        {
-            error = e;
-        }
-        finally
-        {
-            Output.Reader.Complete(_abortReason ?? error);
-            if (error is not null)
-            {
-                Shutdown(Libc.ShutRdWr); // a failed send ends the receive side too
-                SignalClosed();
-            }
 
-            OnSendEnded();
-            if (Interlocked.Exchange(ref _sendEnded, 1) == 0)
-            {
-                DirectionEnded();
-            }
+        if (error is not null)
+        {
+            Shutdown(Libc.ShutRdWr);
+            SignalClosed();
+        }
+
+        OnSendEnded();
+        if (Interlocked.Exchange(ref _sendEnded, 1) == 0)
+        {
+            DirectionEnded();
         }
     }
 
-    /// <summary>The next output to send; a model that sends from a thread of its own waits for it there.</summary>
-    protected virtual ValueTask<ReadResult> ReadOutputAsync() => Output.Reader.ReadAsync();
-
-    /// <summary>Sends some of <paramref name="buffer"/> (at least one byte) and returns how many bytes went.</summary>
-    protected abstract ValueTask<long> SendAsync(ReadOnlySequence<byte> buffer);
+    /// <summary>The model's send path: the kernel took <paramref name="bytes"/> bytes.</summary>
+    protected void CountSent(long bytes)
+    {
+        Interlocked.Add(ref _bytesSent, bytes); // a reactor connection's sender is whichever thread flushed
+        Volatile.Write(ref _lastActivityTick, Environment.TickCount64);
+    }
 
     /// <summary>One send of the buffer's first segment, or a gathering send of its first 16.</summary>
     protected NativeResult SendNow(in ReadOnlySequence<byte> buffer, int flags)

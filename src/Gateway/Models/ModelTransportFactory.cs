@@ -52,7 +52,6 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
         var reactor = new ReactorOptions
         {
             Input = InputPipe(options.Execution == ExecutionMode.Inline ? PipeScheduler.Inline : PipeScheduler.ThreadPool),
-            Output = OutputPipe,
             OnRefused = (remote, refusal, detail) => Refused(stats, remote, refusal, detail),
             OnAcceptFailed = e => LogAcceptFailed(logger, model.ListenerKey, e.Message),
             OnFault = e => LogFault(logger, model.ListenerKey, e),
@@ -94,12 +93,12 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
     private PipeOptions BlockingInput => InputPipe(PipeScheduler.ThreadPool);
 
     /// <summary>
-    /// Output is sent by the thread that flushed it (the reader side runs inline; the blocking models' send
-    /// thread waits on it instead); a writer held up by a slow client resumes on the thread pool, never on a
-    /// reactor thread. 64 KiB pending, as Kestrel's default.
+    /// The blocking models' output: their send thread waits on its reader; a writer held up by a slow client
+    /// resumes on the thread pool. 64 KiB pending, as Kestrel's default (the reactors' <see cref="SocketOutput"/>
+    /// pauses at the same).
     /// </summary>
     private static readonly PipeOptions OutputPipe = new(MemoryPool<byte>.Shared, readerScheduler: PipeScheduler.Inline,
-        writerScheduler: PipeScheduler.ThreadPool, pauseWriterThreshold: 64 * 1024, resumeWriterThreshold: 32 * 1024, useSynchronizationContext: false);
+        writerScheduler: PipeScheduler.ThreadPool, pauseWriterThreshold: SocketOutput.PauseBytes, resumeWriterThreshold: SocketOutput.ResumeBytes, useSynchronizationContext: false);
 
     /// <summary>
     /// The one thread budget of this process's blocking listeners, made when the first binds (the runtime's own

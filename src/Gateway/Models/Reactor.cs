@@ -233,7 +233,6 @@ internal sealed class Reactor : IDisposable
 
             connection.Watched = true;
             _slots[token] = connection;
-            connection.Start();
             if (!_accepted.TryWrite(connection))
             {
                 connection.Abort(new ConnectionAbortedException("the listener is stopping"));

@@ -11,8 +11,6 @@ internal sealed class ReactorOptions
 {
     public required PipeOptions Input { get; init; }
 
-    public required PipeOptions Output { get; init; }
-
     /// <summary>
     /// How many bytes a connection's first read asks the input pipe for. A connection whose reads keep filling
     /// the buffer (a bulk transfer) asks for twice as much each time, up to <see cref="MaxReadBytes"/>, and for
@@ -37,15 +35,16 @@ internal sealed class ReactorOptions
 
 /// <summary>
 /// A connection served by a <see cref="Reactor"/>. Its receive side runs on the reactor thread only; its send
-/// side runs on whichever thread flushed output, and asks the reactor to watch for writability only when a
-/// non-blocking send hit EAGAIN. Edge-triggered reactors watch reads and writes from the start and must read
-/// until the socket is drained, also when a paused pipe resumes (no new edge comes for bytes already there).
+/// side is a <see cref="SocketOutput"/>: the thread that flushes sends, and the reactor watches for writability
+/// only when a non-blocking send hit EAGAIN. Edge-triggered reactors watch reads and writes from the start and
+/// must read until the socket is drained, also when a paused pipe resumes (no new edge comes for bytes already
+/// there).
 /// </summary>
-internal sealed class ReactorConnection : ModelConnection
+internal sealed class ReactorConnection : ModelConnection, ISocketSender
 {
     private readonly Reactor _reactor;
     private readonly ReactorOptions _options;
-    private readonly WritableSignal _writable = new();
+    private readonly SocketOutput _output;
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Action _resumeReceive;
     private ValueTask<FlushResult> _pendingFlush;
@@ -58,8 +57,9 @@ internal sealed class ReactorConnection : ModelConnection
     private bool _isClosed;
 
     public ReactorConnection(Reactor reactor, FileDescriptor socket, int token, ReactorOptions options)
-        : base(socket, options.Input, options.Output)
+        : base(socket, options.Input, static connection => new SocketOutput((ReactorConnection)connection))
     {
+        _output = (SocketOutput)Transport.Output;
         _reactor = reactor;
         _options = options;
         _readBytes = options.ReadBytes;
@@ -73,8 +73,6 @@ internal sealed class ReactorConnection : ModelConnection
     /// <summary>Whether the reactor's readiness set holds the descriptor now (reactor thread).</summary>
     public bool Watched { get; set; }
 
-    public void Start() => _ = SendLoopAsync();
-
     /// <summary>The reactor says the socket is ready (reactor thread).</summary>
     public void OnReady(ReadyEvent ready)
     {
@@ -82,7 +80,7 @@ internal sealed class ReactorConnection : ModelConnection
         {
             _wantWrite = false;
             UpdateInterest();
-            _writable.Signal();
+            _output.OnWritable();
         }
 
         if (ready.Readable)
@@ -140,17 +138,15 @@ internal sealed class ReactorConnection : ModelConnection
             EndReceive(new ConnectionAbortedException("the listener stopped"));
         }
 
-        _writable.Close();
+        _output.Stop(new ConnectionAbortedException("the listener stopped"));
         _reactor.Release(this);
         Socket.Dispose();
         _closed.TrySetResult();
     }
 
-    protected override void OnAborted()
-    {
-        _writable.Close();
-        _reactor.Post(this, ReactorWork.EndReceive);
-    }
+    protected override void OnAborted() => _reactor.Post(this, ReactorWork.EndReceive);
+
+    protected override void StopSending() => _output.Stop(AbortReason);
 
     protected override void OnSendEnded() => _reactor.Post(this, ReactorWork.EndReceive);
 
@@ -160,38 +156,19 @@ internal sealed class ReactorConnection : ModelConnection
         await _closed.Task;
     }
 
-    protected override async ValueTask<long> SendAsync(ReadOnlySequence<byte> buffer)
+    NativeResult ISocketSender.Send(in ReadOnlySequence<byte> buffer) => SendNow(buffer, 0);
+
+    void ISocketSender.Sent(long bytes) => CountSent(bytes);
+
+    void ISocketSender.WatchWritable()
     {
-        while (true)
+        if (!_reactor.EdgeTriggered)
         {
-            var result = SendNow(buffer, 0);
-            if (result.Ok)
-            {
-                return result.Value;
-            }
-
-            if (result.Error == Errno.Interrupted)
-            {
-                continue;
-            }
-
-            if (!result.WouldBlock)
-            {
-                throw result.ToException("send");
-            }
-
-            if (!_reactor.EdgeTriggered)
-            {
-                _reactor.Post(this, ReactorWork.WatchWrite);
-            }
-
-            await _writable.WaitAsync();
-            if (AbortReason is { } aborted)
-            {
-                throw aborted;
-            }
+            _reactor.Post(this, ReactorWork.WatchWrite);
         }
     }
+
+    void ISocketSender.SendEnded(Exception? error, bool fin) => SendEnded(error, fin);
 
     /// <summary>An edge-triggered connection that stopped at its read budget reads on (reactor thread).</summary>
     public void ReceiveMore()

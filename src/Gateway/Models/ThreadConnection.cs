@@ -24,10 +24,19 @@ internal sealed class ThreadConnection : ModelConnection
 
     /// <param name="threads">Where <see cref="ThreadsPerConnection"/> threads were taken for this connection; each is given back as its thread ends.</param>
     public ThreadConnection(FileDescriptor socket, PipeOptions input, PipeOptions output, ThreadBudget threads)
-        : base(socket, input, output)
+        : this(socket, input, new Pipe(output), threads)
     {
+    }
+
+    private ThreadConnection(FileDescriptor socket, PipeOptions input, Pipe output, ThreadBudget threads)
+        : base(socket, input, _ => output.Writer)
+    {
+        Output = output;
         _threads = threads;
     }
+
+    /// <summary>Application → the send thread.</summary>
+    private Pipe Output { get; }
 
     /// <summary>Completes when the connection is over and its descriptor closed.</summary>
     public Task Closed => _closed.Task;
@@ -90,6 +99,57 @@ internal sealed class ThreadConnection : ModelConnection
 
     protected override void OnSendEnded() => Shutdown(Libc.ShutRd); // wakes the receive thread if it still waits
 
+    protected override void StopSending() => Output.Reader.CancelPendingRead(); // the send loop stops
+
+    /// <summary>
+    /// Drains the output pipe into the socket until the application completes it (then sends FIN) or the
+    /// connection fails.
+    /// </summary>
+    private async Task SendLoopAsync()
+    {
+        Exception? error = null;
+        var fin = false;
+        try
+        {
+            while (true)
+            {
+                var result = await ReadOutputAsync();
+                if (result.IsCanceled || AbortReason is not null)
+                {
+                    break;
+                }
+
+                var buffer = result.Buffer;
+                while (!buffer.IsEmpty)
+                {
+                    var sent = Send(buffer);
+                    buffer = buffer.Slice(sent);
+                    CountSent(sent);
+                }
+
+                Output.Reader.AdvanceTo(buffer.End);
+                if (result.IsCompleted)
+                {
+                    fin = true;
+                    break;
+                }
+            }
+        }
+        catch (NativeException e) when (e.Error is Errno.BrokenPipe or Errno.ConnectionReset or Errno.NotConnected or Errno.TimedOut)
+        {
+            error = new ConnectionResetException(e.Message, e);
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
+        finally
+        {
+            Output.Reader.Complete(AbortReason ?? error);
+            SendEnded(error, fin);
+        }
+    }
+
     protected override ValueTask CloseAsync()
     {
         Socket.Dispose();
@@ -98,21 +158,21 @@ internal sealed class ThreadConnection : ModelConnection
     }
 
     /// <summary>The send thread blocks until there is output, so the whole send loop stays on that thread.</summary>
-    protected override ValueTask<ReadResult> ReadOutputAsync()
+    private ValueTask<ReadResult> ReadOutputAsync()
     {
         var read = Output.Reader.ReadAsync();
         return ValueTask.FromResult(read.IsCompleted ? read.Result : read.AsTask().GetAwaiter().GetResult());
     }
 
     /// <summary>The send thread's blocking send: the socket is blocking, so it returns once the kernel took bytes.</summary>
-    protected override ValueTask<long> SendAsync(ReadOnlySequence<byte> buffer)
+    private long Send(ReadOnlySequence<byte> buffer)
     {
         while (true)
         {
             var result = SendNow(buffer, 0);
             if (result.Ok)
             {
-                return ValueTask.FromResult(result.Value);
+                return result.Value;
             }
 
             if (result.Error != Errno.Interrupted)
