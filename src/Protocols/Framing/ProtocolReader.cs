@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 
 namespace Gateway.Protocols.Framing;
 
@@ -68,8 +69,10 @@ public sealed class ProtocolReader
 
     /// <summary>
     /// Waits until a message, the end of input, a cancelled read, an oversized message or, with a minimum data
-    /// rate set, a message in progress that arrives too slowly.
+    /// rate set, a message in progress that arrives too slowly. Each wait for bytes suspends this method: its
+    /// state machine comes from a pool rather than being allocated once per wait.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ProtocolReadResult<TMessage>> ReadAsync<TMessage>(
         IMessageReader<TMessage> reader, CancellationToken cancellationToken = default)
     {
