@@ -169,7 +169,10 @@ internal static class Report
         text.AppendLine(m.Pinned
             ? "Servers run pinned to CPU 0 and the load generator to CPU 1 (`taskset`), so a server never competes with its load for a core — except in the CPU-bound `work` scenario, where the question is how a design uses both cores and nothing is pinned (but the single-reactor row, pinned to one core)."
             : "One core: nothing pinned; servers and load generator share it.");
-        text.AppendLine(CultureInfo.InvariantCulture, $"Each run measures {m.Seconds} s after a warm-up of {m.Warmup} s or more; a run whose last warm-up second is not within {LoadResult.SettledWithin:0%} of the measured rate is measured once more on the same server, and its note says so (\"measured twice\", or \"not settled\" when the second run was not settled either). Server CPU and context switches are read over the measured window only. Figures move from run to run on a shared machine, ratios within one run hold better. Reproduce: `bench/run{(m.Mode == "quick" ? " --quick" : "")}`.");
+        // Results written before the settling check (no warm-up recorded) say only what they measured.
+        var settling = m.Warmup == 0 ? "" : FormattableString.Invariant(
+            $" of {m.Warmup} s or more; a run whose last warm-up second is not within {LoadResult.SettledWithin * 100:0} % of the measured rate is measured once more on the same server, and its note says so (\"measured twice\", or \"not settled\" when the second run was not settled either). Server CPU and context switches are read over the measured window only");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Each run measures {m.Seconds} s after a warm-up{settling}. Figures move from run to run on a shared machine, ratios within one run hold better. Reproduce: `bench/run{(m.Mode == "quick" ? " --quick" : "")}`.");
         foreach (var again in results.Remeasured ?? [])
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"Measured again after the run: {again}.");
@@ -297,7 +300,7 @@ internal static class Report
         text.AppendLine();
         text.AppendLine("## Warm-up: a fresh server's first seconds (RPC ping, 16 connections)");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Replies in each second from the first request to a server just started (LoadGen `--warmup 0 --timeline 1`), against the steady rate the same server measured right after at the same load (settled, as above). The goal: ≥ {WarmupCurve.Share:0.0} of steady within {WarmupCurve.GoalSeconds} s of the first request. Medians over the rounds; \"seconds to {WarmupCurve.Share:0.0}\": the first second that reaches it, in each round.");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Replies in each second from the first request to a server just started (LoadGen `--warmup 0 --timeline 1`), against the steady rate the same server measured right after at the same load (settled, as above). The goal: ≥ {WarmupCurve.Share:0.0} of steady within {WarmupCurve.GoalSeconds} s of the first request. Medians over the rounds; \"seconds to {WarmupCurve.Share:0.0}\": the first second that reaches it, in each round. Redis has nothing to warm up: what ramp it shows is the load generator's own (a fresh .NET process too) and the machine's.");
         text.AppendLine();
         if (charts.TryGetValue(Charts.WarmupChart, out var chart))
         {
