@@ -7,9 +7,13 @@ internal static class Charts
 {
     private const int Width = 900, Height = 480;
 
-    /// <summary>Draws every chart the rows allow into <paramref name="directory"/>; returns scenario → file name.</summary>
-    public static Dictionary<string, string> Draw(IReadOnlyList<Row> rows, string directory)
+    /// <summary>The warm-up chart's key among the scenarios' (and its file name, .png).</summary>
+    public const string WarmupChart = "warmup";
+
+    /// <summary>Draws every chart the results allow into <paramref name="directory"/>; returns scenario → file name.</summary>
+    public static Dictionary<string, string> Draw(Results results, string directory)
     {
+        var rows = results.Rows;
         var drawn = new Dictionary<string, string>();
         void Save(string scenario, Plot? plot)
         {
@@ -23,6 +27,7 @@ internal static class Charts
             drawn[scenario] = file;
         }
 
+        Save(WarmupChart, Warmup(results.Warmups ?? []));
         Save("ping", Lines(rows, "ping", r => r.Connections, r => r.Rps, "RPC ping, one in flight: requests/s by connections", "connections", "requests/s"));
         Save("idle", Lines(rows, "idle", r => r.Idle, r => r.P50Us, "Four active clients among N idle: median latency (log scale)", "idle connections", "p50 µs", log: true));
         foreach (var (scenario, title) in Report.ScenarioTitles)
@@ -51,6 +56,47 @@ internal static class Charts
         }
 
         return drawn;
+    }
+
+    /// <summary>Replies per second from a fresh server's first request, one line per model (the median second over the rounds).</summary>
+    private static Plot? Warmup(IReadOnlyList<WarmupCurve> curves)
+    {
+        if (curves.Count == 0)
+        {
+            return null;
+        }
+
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        var index = 0;
+        var seconds = curves.Max(c => c.PerSecond.Count);
+        var highest = 0.0;
+        foreach (var model in curves.GroupBy(c => c.Model))
+        {
+            // Each second's median over the rounds that reached it (the last, partial second is not in a timeline).
+            var median = Enumerable.Range(0, seconds).Select(i => model.Where(c => c.PerSecond.Count > i).Select(c => c.PerSecond[i]).Order().ToList())
+                .TakeWhile(values => values.Count > 0).Select(values => values[(values.Count - 1) / 2]).ToArray();
+            if (median.Length == 0)
+            {
+                continue;
+            }
+
+            highest = Math.Max(highest, median.Max());
+            var line = plot.Add.Scatter(Enumerable.Range(1, median.Length).Select(i => (double)i).ToArray(), median);
+            line.LegendText = model.Key;
+            line.Color = Report.IsAnchor(model.Key) ? Colors.Black : palette.GetColor(index++);
+            line.LineWidth = Report.IsAnchor(model.Key) ? 3 : 2;
+            line.LinePattern = Report.IsAnchor(model.Key) ? LinePattern.Dashed : LinePattern.Solid;
+        }
+
+        plot.Add.VerticalLine(WarmupCurve.GoalSeconds, 1, Colors.Gray, LinePattern.Dotted);
+        plot.Title($"A fresh server's first seconds: RPC ping, 16 connections (dotted: the goal's {WarmupCurve.GoalSeconds} s)");
+        plot.XLabel("second from the first request");
+        plot.YLabel("replies/s");
+        plot.ShowLegend(Edge.Right);
+        plot.Axes.Bottom.SetTicks([.. Enumerable.Range(1, seconds).Select(i => (double)i)], [.. Enumerable.Range(1, seconds).Select(i => $"{i}")]);
+        plot.Axes.SetLimitsY(0, highest * 1.08);
+        return plot;
     }
 
     /// <summary>One line per model over categorical x values (1, 16, 256, 4096 …), evenly spaced.</summary>

@@ -23,6 +23,12 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
 
     public List<Row> Rows { get; } = [];
 
+    /// <summary>The goal cells' runs, one per model and round.</summary>
+    public List<Row> RoundRows { get; } = [];
+
+    /// <summary>Each fresh server's replies per second from its first request, per model and round.</summary>
+    public List<WarmupCurve> Warmups { get; } = [];
+
     public Calibration? Calibration { get; private set; }
 
     private IEnumerable<ModelConfig> Models => ModelConfig.All(Workers).Where(options.Includes);
@@ -30,41 +36,64 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
     private static void Progress(string message) =>
         Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {message}");
 
-    private void Add(Row row)
+    private void Add(Row row, List<Row>? into = null)
     {
-        Rows.Add(row);
+        (into ?? Rows).Add(row);
         var figure = row.Note is { } note && !row.HasFigure ? note
-            : $"{row.Rps:0} req/s  {row.Mbps:0.#} Mb/s  p50 {row.P50Us:0} us  p99 {row.P99Us:0} us  cpu {row.ServerCpuS:0.0} s  rss {row.ServerRssMb:0} MB";
-        Progress($"  {row.Scenario,-10} {row.Model,-24} c={row.Connections,-5} p={row.Pipeline,-3} idle={row.Idle,-6} {figure}");
+            : $"{row.Rps:0} req/s  {row.Mbps:0.#} Mb/s  p50 {row.P50Us:0} us  p99 {row.P99Us:0} us  cpu {row.CpuUsPerRequest:0.0} us/req  cs {row.ContextSwitchesPerRequest:0.00}/req  rss {row.ServerRssMb:0} MB{(row.Note is null ? "" : $"  ({row.Note})")}";
+        Progress($"  {row.Scenario,-10} {row.Model,-24} c={row.Connections,-5} p={row.Pipeline,-3} idle={row.Idle,-6} {(row.Round is { } round ? $"round {round} " : "")}{figure}");
     }
+
+    /// <summary>Whether the matrix already has this cell (measured in the goal rounds).</summary>
+    private bool Has(string model, string scenario, int connections) =>
+        Rows.Any(r => r.Model == model && r.Scenario == scenario && r.Connections == connections);
 
     private void Skip(string model, string scenario, int connections, string why, int pipeline = 1, int idle = 0) =>
         Add(new Row(model, scenario) { Connections = connections, Pipeline = pipeline, Idle = idle, Note = why });
 
+    /// <summary>One cell measured (<see cref="CellAsync"/>) and added to the matrix; null when it has no figure.</summary>
+    private async Task<Row?> MeasureAsync(string model, string scenario, ServerProcess server, string? cpus, int warmup, int idle, string? note, params string[] arguments) =>
+        await MeasureIntoAsync(Rows, null, model, scenario, server, cpus, warmup, idle, note, arguments);
+
+    /// <summary>One cell measured and added to <paramref name="into"/>; a server that died on it fails the scenario.</summary>
+    private async Task<Row?> MeasureIntoAsync(List<Row> into, int? round, string model, string scenario, ServerProcess server, string? cpus, int warmup, int idle, string? note, string[] arguments)
+    {
+        var row = await CellAsync(model, scenario, server, cpus, warmup, idle, note, arguments) with { Round = round };
+        Add(row, into);
+        if (!row.HasFigure && server.HasExited)
+        {
+            throw new InvalidOperationException($"{server.Name} exited during {scenario} ({row.Note}):\n{server.Log}");
+        }
+
+        return row.HasFigure ? row : null;
+    }
+
     /// <summary>
-    /// One LoadGen run made into a row; a run that fails (a model that crashes, descriptors that run out) is a
-    /// row that says so, and the scenario goes on.
+    /// One cell: a LoadGen run, and once more on the same server when the rate had not settled by the end of the
+    /// warm-up (its last second not within <see cref="LoadResult.SettledWithin"/> of the measured window's rate), the
+    /// row saying so. A run that fails (a model that crashes, descriptors that run out) is a row that says so, and
+    /// the scenario goes on.
     /// </summary>
-    private async Task<Row?> MeasureAsync(string model, string scenario, ServerProcess server, string? cpus, int warmup, int idle, string? note, params string[] arguments)
+    private async Task<Row> CellAsync(string model, string scenario, ServerProcess server, string? cpus, int warmup, int idle, string? note, string[] arguments)
     {
         try
         {
             // The profile's name: scenario, model and LoadGen's arguments but the port (which differs every run).
             var label = string.Join('-', [scenario, model, .. arguments.Where((a, i) => a != "--port" && (i == 0 || arguments[i - 1] != "--port")).Select(a => a.TrimStart('-'))]);
-            var row = (await load.RunAsync(server, cpus, warmup, label, arguments)).ToRow(model, scenario, idle, note);
-            Add(row);
-            return row;
+            var first = await load.RunAsync(server, cpus, warmup, label, arguments);
+            var result = first.Settled ? first : await load.RunAsync(server, cpus, warmup, label, arguments);
+            string? settling = (first.Settled, result.Settled) switch
+            {
+                (true, _) => null,
+                (false, true) => $"measured twice: the first run's last warm-up second was at {first.Settling:0.00} of its rate",
+                (false, false) => $"not settled: the last warm-up second at {first.Settling:0.00}, then {result.Settling:0.00} of the rate",
+            };
+            return result.ToRow(model, scenario, idle, note is null ? settling : settling is null ? note : $"{note}; {settling}");
         }
         catch (Exception e) when (e is InvalidOperationException or TimeoutException or System.Text.Json.JsonException)
         {
             var connections = Array.IndexOf(arguments, "--connections") is >= 0 and var at ? int.Parse(arguments[at + 1], CultureInfo.InvariantCulture) : 0;
-            Skip(model, scenario, connections, $"failed: {e.Message.Split('\n')[0]}", idle: idle);
-            if (server.HasExited)
-            {
-                throw new InvalidOperationException($"{server.Name} exited during {scenario}:\n{server.Log}", e);
-            }
-
-            return null;
+            return new Row(model, scenario) { Connections = connections, Idle = idle, Note = $"failed: {e.Message.Split('\n')[0]}" };
         }
     }
 
@@ -109,6 +138,69 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
         return double.Parse(line.Split(',')[1].Trim('"'), CultureInfo.InvariantCulture);
     }
 
+    /// <summary>
+    /// The goal cells in interleaved rounds: Redis, then every model that serves 16 connections, then all again,
+    /// a fresh server per model and round that serves the round's cells one after the other. Its first run, RPC
+    /// ping at 16 connections without warm-up, is its warm-up curve; then RPC ping at 16 and 1 connections,
+    /// pipelined 16 × 16 and echo 64 B, as the chosen scenarios have them (Redis: its PING). Each cell's median
+    /// round goes into the matrix, which then does not measure it again; the goals take a ratio per round.
+    /// </summary>
+    public async Task GoalRoundsAsync()
+    {
+        var models = Models.Where(m => m.Serves(16) && m.Warmup == 0).ToList();
+        for (var round = 1; round <= options.Rounds; round++)
+        {
+            Progress($"goal rounds: round {round} of {options.Rounds} (redis, {string.Join(", ", models.Select(m => m.Name))}), a fresh server each");
+            var number = round;
+            await WithRedisAsync((redis, port) => RoundAsync("redis", redis, number, port, echo: null, "resp"));
+            foreach (var model in models)
+            {
+                await WithGatewayAsync(model, options.ServerCpus, (server, rpc, echo) => RoundAsync(model.Name, server, number, rpc, echo, "rpc"));
+            }
+        }
+
+        foreach (var cell in RoundRows.Where(r => r.HasFigure).GroupBy(r => (r.Model, r.Scenario, r.Connections)))
+        {
+            var median = cell.OrderBy(r => r.Rps).ElementAt((cell.Count() - 1) / 2);
+            var how = cell.Count() == 1 ? "measured in the goal round" : $"the median of {cell.Count()} interleaved rounds: round {median.Round}";
+            Add(median with { Round = null, Note = median.Note is null ? how : $"{how}; {median.Note}" });
+        }
+    }
+
+    /// <summary>One model's part of a round on its fresh <paramref name="server"/>: the warm-up curve, then the goal cells.</summary>
+    private async Task RoundAsync(string model, ServerProcess server, int round, int port, int? echo, string protocol)
+    {
+        var curve = await load.RunAsync(server, options.LoadCpus, 0, $"warmup-{model}",
+            "--port", $"{port}", "--protocol", protocol, "--connections", "16", "--warmup", "0", "--duration", $"{options.WarmupCurveSeconds}");
+        Progress($"  warm-up    {model,-24} round {round}: {string.Join(' ', curve.Timeline.Select(s => $"{s / 1000:0.#}k"))} replies/s from the first request");
+        // RPC ping at 16 connections first: the steady rate the curve is read against.
+        if (await MeasureIntoAsync(RoundRows, round, model, "ping", server, options.LoadCpus, 0, 0, null, ["--port", $"{port}", "--protocol", protocol, "--connections", "16"]) is { } steady)
+        {
+            Warmups.Add(new WarmupCurve(model, round, curve.Timeline, steady.Rps));
+        }
+
+        var cells = new List<(string Scenario, string[] Arguments)>();
+        if (options.Runs("ping"))
+        {
+            cells.Add(("ping", ["--port", $"{port}", "--protocol", protocol, "--connections", "1"]));
+        }
+
+        if (options.Runs("pipelined"))
+        {
+            cells.Add(("pipelined", ["--port", $"{port}", "--protocol", protocol, "--connections", "16", "--pipeline", "16"]));
+        }
+
+        if (options.Runs("echo") && echo is { } echoPort)
+        {
+            cells.Add(("echo-64", ["--port", $"{echoPort}", "--protocol", "echo", "--message-bytes", "64", "--connections", "16"]));
+        }
+
+        foreach (var (scenario, arguments) in cells)
+        {
+            await MeasureIntoAsync(RoundRows, round, model, scenario, server, options.LoadCpus, 0, 0, null, arguments);
+        }
+    }
+
     /// <summary>1. RPC ping, one request in flight, at 1 to 4096 connections; Redis PING beside it.</summary>
     public async Task PingAsync()
     {
@@ -125,6 +217,11 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
                         continue;
                     }
 
+                    if (Has(model.Name, "ping", connections))
+                    {
+                        continue;
+                    }
+
                     await MeasureAsync(model.Name, "ping", server, options.LoadCpus, WarmupFor(model, connections), 0, null, "--port", $"{rpc}", "--connections", $"{connections}");
                 }
             });
@@ -132,7 +229,7 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
 
         await WithRedisAsync(async (redis, port) =>
         {
-            foreach (var connections in PingConnections)
+            foreach (var connections in PingConnections.Where(c => !Has("redis", "ping", c)))
             {
                 await MeasureAsync("redis", "ping", redis, options.LoadCpus, 0, 0, null, "--port", $"{port}", "--protocol", "resp", "--connections", $"{connections}");
             }
@@ -154,12 +251,20 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
                 continue;
             }
 
+            if (Has(model.Name, "pipelined", 16))
+            {
+                continue;
+            }
+
             await WithGatewayAsync(model, options.ServerCpus, (server, rpc, _) =>
                 MeasureAsync(model.Name, "pipelined", server, options.LoadCpus, WarmupFor(model, 16), 0, null, "--port", $"{rpc}", "--connections", "16", "--pipeline", "16"));
         }
 
-        await WithRedisAsync((redis, port) =>
-            MeasureAsync("redis", "pipelined", redis, options.LoadCpus, 0, 0, null, "--port", $"{port}", "--protocol", "resp", "--connections", "16", "--pipeline", "16"));
+        if (!Has("redis", "pipelined", 16))
+        {
+            await WithRedisAsync((redis, port) =>
+                MeasureAsync("redis", "pipelined", redis, options.LoadCpus, 0, 0, null, "--port", $"{port}", "--protocol", "resp", "--connections", "16", "--pipeline", "16"));
+        }
     }
 
     /// <summary>3. Echo: 64-byte messages on 16 connections, and one 64 KiB bulk stream; iperf3 beside the bulk figure.</summary>
@@ -171,9 +276,13 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
             await WithGatewayAsync(model, options.ServerCpus, async (server, _, echo) =>
             {
                 var connections = Math.Min(16, model.MaxConnections);
-                await MeasureAsync(model.Name, "echo-64", server, options.LoadCpus, WarmupFor(model, connections), 0,
-                    connections < 16 ? $"{connections} connection(s): all it serves at once" : null,
-                    "--port", $"{echo}", "--protocol", "echo", "--message-bytes", "64", "--connections", $"{connections}");
+                if (!Has(model.Name, "echo-64", connections))
+                {
+                    await MeasureAsync(model.Name, "echo-64", server, options.LoadCpus, WarmupFor(model, connections), 0,
+                        connections < 16 ? $"{connections} connection(s): all it serves at once" : null,
+                        "--port", $"{echo}", "--protocol", "echo", "--message-bytes", "64", "--connections", $"{connections}");
+                }
+
                 await MeasureAsync(model.Name, "echo-bulk", server, options.LoadCpus, WarmupFor(model, 1), 0, null,
                     "--port", $"{echo}", "--protocol", "echo", "--message-bytes", "65536", "--connections", "1");
             });
@@ -188,7 +297,7 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
 
     private async Task<Row> IperfAsync(ServerProcess server, int port)
     {
-        var cpuBefore = server.CpuSeconds();
+        var before = server.Usage();
         var output = await Pinned.OutputAsync(Pinned.Command(options.LoadCpus, "iperf3", ["-c", "127.0.0.1", "-p", $"{port}", "-t", $"{options.Seconds}", "-J"]));
         using var json = System.Text.Json.JsonDocument.Parse(output);
         var bits = json.RootElement.GetProperty("end").GetProperty("sum_received").GetProperty("bits_per_second").GetDouble();
@@ -197,7 +306,7 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
             Connections = 1,
             MessageBytes = 131072,
             Mbps = Math.Round(bits / 1e6, 1),
-            ServerCpuS = Math.Round(server.CpuSeconds() - cpuBefore, 2),
+            ServerCpuS = Math.Round(server.Usage().Since(before).CpuSeconds, 2),
             ServerRssMb = Math.Round(server.RssBytes() / 1048576.0, 1),
             Note = "one stream, one direction (echo carries every byte both ways)",
         };
@@ -291,7 +400,7 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
         }
 
         // Only runs that held every connection to the end: a partial one says nothing about memory.
-        measured = [.. measured.Where(r => r.Rps > 0 && r.Note is null)];
+        measured = [.. measured.Where(r => r.Rps > 0 && !r.Partial)];
         if (measured.Count < 2)
         {
             return;

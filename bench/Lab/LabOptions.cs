@@ -5,6 +5,12 @@ namespace Gateway.Lab;
 /// <summary>What to run: the quick matrix (under 15 minutes here) or the full one, which scenarios, where to write.</summary>
 internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warmup, IReadOnlySet<string> Scenarios, IReadOnlySet<string>? Models, string Output, bool Pin = true)
 {
+    /// <summary>Interleaved rounds of the goal cells (Redis, model A, model B … again): a ratio per round, the median reported.</summary>
+    public int Rounds { get; init; } = 3;
+
+    /// <summary>The warm-up curve's length: replies per second of a fresh server from its first request.</summary>
+    public int WarmupCurveSeconds => Quick ? 6 : 10;
+
     /// <summary>Only redraw latest.md and the charts from this results file (after a change to the report).</summary>
     public string? RedrawFrom { get; init; }
 
@@ -15,7 +21,7 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
     public bool Profile { get; init; }
 
     public const string Usage = """
-        usage: bench/run [--quick] [--seconds N] [--scenarios ping,pipelined,echo,idle,work,churn,ftp,calibration]
+        usage: bench/run [--quick] [--seconds N] [--rounds N] [--scenarios ping,pipelined,echo,idle,work,churn,ftp,calibration]
                          [--models kestrel,epoll,...] [--out bench/results] [--no-pin] [--profile]
                bench/run --redraw bench/results/latest.json   (only the report and charts again)
                bench/run --scenarios idle --models select --merge bench/results/latest.json   (re-measure some cells)
@@ -32,7 +38,10 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
     /// <summary>The load generator's CPU in pinned scenarios.</summary>
     public string? LoadCpus => Pinned ? "1" : null;
 
-    public bool Runs(string scenario) => Scenarios.Contains(scenario);
+    /// <summary>The step of interleaved rounds that measures the goal cells of ping, pipelined and echo and the warm-up.</summary>
+    public const string GoalRounds = "goal rounds";
+
+    public bool Runs(string scenario) => scenario == GoalRounds ? Scenarios.Overlaps(["ping", "pipelined", "echo"]) : Scenarios.Contains(scenario);
 
     public bool Includes(ModelConfig model) => Models is null || Models.Contains(model.Name);
 
@@ -40,6 +49,7 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
     {
         var quick = false;
         int? seconds = null;
+        int? rounds = null;
         var scenarios = new HashSet<string>(AllScenarios);
         HashSet<string>? models = null;
         var output = "bench/results";
@@ -57,6 +67,14 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
                     break;
                 case "--seconds":
                     seconds = int.Parse(Next(), CultureInfo.InvariantCulture);
+                    break;
+                case "--rounds":
+                    rounds = int.Parse(Next(), CultureInfo.InvariantCulture);
+                    if (rounds < 1)
+                    {
+                        throw new ArgumentException("--rounds needs at least 1");
+                    }
+
                     break;
                 case "--scenarios":
                     scenarios = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries)];
@@ -89,6 +107,14 @@ internal sealed record LabOptions(string Root, bool Quick, int Seconds, int Warm
             }
         }
 
-        return new LabOptions(Directory.GetCurrentDirectory(), quick, seconds ?? (quick ? 3 : 10), quick ? 1 : 2, scenarios, models, output, pin) { RedrawFrom = redraw, MergeInto = merge, Profile = profile };
+        // Two warm-up seconds at least, so the last one, the settling check's, is not the run's first (connecting, the
+        // generator's own JIT). A quick run makes one round unless asked for more.
+        return new LabOptions(Directory.GetCurrentDirectory(), quick, seconds ?? (quick ? 3 : 10), quick ? 2 : 3, scenarios, models, output, pin)
+        {
+            Rounds = rounds ?? (quick ? 1 : 3),
+            RedrawFrom = redraw,
+            MergeInto = merge,
+            Profile = profile,
+        };
     }
 }

@@ -36,6 +36,7 @@ var comparison = new Comparison(options, new Servers(options), new Load(options)
 var steps = new (string Scenario, Func<Task> Run)[]
 {
     ("calibration", comparison.CalibrateAsync),
+    (LabOptions.GoalRounds, comparison.GoalRoundsAsync),
     ("ping", comparison.PingAsync),
     ("pipelined", comparison.PipelinedAsync),
     ("echo", comparison.EchoAsync),
@@ -60,7 +61,11 @@ foreach (var (scenario, run) in steps.Where(s => options.Runs(s.Scenario)))
 }
 
 Directory.CreateDirectory(options.Output);
-var results = new Results(Machine.Describe(options), comparison.Calibration, comparison.Rows);
+var results = new Results(Machine.Describe(options), comparison.Calibration, comparison.Rows)
+{
+    Rounds = comparison.RoundRows.Count > 0 ? comparison.RoundRows : null,
+    Warmups = comparison.Warmups.Count > 0 ? comparison.Warmups : null,
+};
 if (options.MergeInto is { } into)
 {
     // The earlier run with the re-measured cells replaced: rows of the chosen models in the scenarios just run.
@@ -75,6 +80,9 @@ if (options.MergeInto is { } into)
     results = earlier with
     {
         Rows = [.. earlier.Rows.Where(r => !(models.Contains(r.Model) && scenarios.Contains(r.Scenario))), .. comparison.Rows],
+        // A goal's ratios pair runs of one round, so new rounds replace the earlier ones whole.
+        Rounds = results.Rounds ?? earlier.Rounds,
+        Warmups = results.Warmups ?? earlier.Warmups,
         Remeasured = [.. earlier.Remeasured ?? [], $"{string.Join(", ", scenarios.Order())} for {string.Join(", ", models.Order())} at {results.Machine.Date}"],
     };
 }
@@ -82,9 +90,9 @@ if (options.MergeInto is { } into)
 await File.WriteAllTextAsync(Path.Combine(options.Output, "latest.json"), JsonSerializer.Serialize(results, LabJson.Default.Results));
 var charts = await Report.WriteAsync(results, options.Output, failures);
 Console.Error.WriteLine($"wrote {options.Output}/latest.json, latest.md and {charts} charts in {started.Elapsed.TotalMinutes:0.0} min");
-foreach (var goal in Report.Goals(results.Rows))
+foreach (var goal in Report.Goals(results))
 {
-    Console.Error.WriteLine($"  {goal.Id,-4} {goal.Verdict,-16} {goal.Claim}: {goal.Measured}");
+    Console.Error.WriteLine($"  {goal.Id,-5} {goal.Verdict,-16} {goal.Claim}: {goal.RatioText} ({goal.Measured})");
 }
 
 return failures.Count == 0 ? 0 : 1;
@@ -100,7 +108,7 @@ internal static partial class Machine
         var kernel = Read("/proc/sys/kernel/osrelease").Trim();
         return new MachineInfo(cpu, Environment.ProcessorCount, Math.Round(memory, 1), kernel, Environment.Version.ToString(),
             Command("redis-server", "--version").Split(' ').Take(3).Aggregate((a, b) => $"{a} {b}"),
-            DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture), options.Pinned, options.Quick ? "quick" : "full", options.Seconds);
+            DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture), options.Pinned, options.Quick ? "quick" : "full", options.Seconds, options.Warmup);
     }
 
     private static string Read(string path) => File.Exists(path) ? File.ReadAllText(path) : "";

@@ -3,12 +3,29 @@ using System.Text;
 
 namespace Gateway.Lab;
 
-/// <summary>One goal of the issue, judged from the rows of one run.</summary>
-internal sealed record Goal(string Id, string Claim, double? Ratio, double Target, string Measured, bool LowerIsBetter = false)
+/// <summary>
+/// One goal of the issue (or a ratio shown beside one, with no target), judged from one run's rows, or from the
+/// median of its ratios in the interleaved rounds.
+/// </summary>
+internal sealed record Goal(string Id, string Claim, double? Ratio, double? Target, string Measured, bool LowerIsBetter = false)
 {
-    public string Verdict => Ratio is not { } ratio ? "not measured"
-        : (LowerIsBetter ? ratio <= Target : ratio >= Target) ? "met"
-        : LowerIsBetter ? $"missed by {(ratio / Target - 1) * 100:0}%" : $"missed by {(1 - ratio / Target) * 100:0}%";
+    /// <summary>The ratio in each interleaved round, when the goal's cells were measured in rounds (<see cref="Ratio"/> is their median).</summary>
+    public IReadOnlyList<double> PerRound { get; init; } = [];
+
+    public string Verdict => Target is not { } target ? "no target"
+        : Ratio is not { } ratio ? "not measured"
+        : (LowerIsBetter ? ratio <= target : ratio >= target) ? "met"
+        : LowerIsBetter ? $"missed by {(ratio / target - 1) * 100:0}%" : $"missed by {(1 - ratio / target) * 100:0}%";
+
+    public string RatioText => Ratio is not { } ratio ? "—" : ratio.ToString("0.00", CultureInfo.InvariantCulture);
+
+    /// <summary>The rounds' range beside the median, or how the ratio was measured.</summary>
+    public string Spread => PerRound.Count switch
+    {
+        0 => "single run",
+        1 => "single run (1 round)",
+        _ => FormattableString.Invariant($"{PerRound.Min():0.00}–{PerRound.Max():0.00} ({PerRound.Count} rounds)"),
+    };
 }
 
 /// <summary>bench/results/latest.md: the machine, the calibration, the goals, a table and a chart per scenario.</summary>
@@ -17,7 +34,7 @@ internal static class Report
     /// <summary>Writes latest.md (with the scenarios that failed, if any), summary.md and the charts; returns how many charts.</summary>
     public static async Task<int> WriteAsync(Results results, string output, IReadOnlyList<string> failures)
     {
-        var charts = Charts.Draw(results.Rows, output);
+        var charts = Charts.Draw(results, output);
         var markdown = Markdown(results, charts);
         if (failures.Count > 0)
         {
@@ -29,7 +46,33 @@ internal static class Report
         return charts.Count;
     }
 
-    public static IReadOnlyList<Goal> Goals(IReadOnlyList<Row> rows)
+    /// <summary>
+    /// The goals: those whose cells were measured in interleaved rounds as the median of the per-round ratios (each
+    /// round's model against that round's anchor), the rest from the matrix's single runs.
+    /// </summary>
+    public static IReadOnlyList<Goal> Goals(Results results)
+    {
+        // P3's best model is chosen once, by its median round, and followed through every round.
+        var echoModel = BestEcho(results.Rows)?.Model;
+        var goals = Goals(results.Rows, echoModel);
+        var rounds = (results.Rounds ?? []).Where(r => r.HasFigure).GroupBy(r => r.Round).Select(round => Goals([.. round], echoModel)).ToList();
+        return [.. goals.Select(goal =>
+        {
+            var ratios = rounds.Select(round => round.First(g => g.Id == goal.Id).Ratio).OfType<double>().ToList();
+            return ratios.Count == 0 ? goal : goal with { Ratio = Median(ratios), PerRound = ratios };
+        })];
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
+    private static Row? BestEcho(IEnumerable<Row> rows, string? model = null) =>
+        rows.Where(r => r.Scenario == "echo-64" && r.Connections == 16 && !IsAnchor(r.Model) && (model is null || r.Model == model)).MaxBy(r => r.Rps);
+
+    private static IReadOnlyList<Goal> Goals(IReadOnlyList<Row> rows, string? echoModel)
     {
         Row? Find(string model, string scenario, Func<Row, bool>? where = null) =>
             rows.FirstOrDefault(r => r.Model == model && r.Scenario == scenario && r.HasFigure && (where?.Invoke(r) ?? true));
@@ -38,11 +81,13 @@ internal static class Report
         double? Ratio(double? a, double? b) => a is { } x && b is { } y && y > 0 ? x / y : null;
 
         var ping16 = (Func<Row, bool>)(r => r.Connections == 16);
+        var ping1 = (Func<Row, bool>)(r => r.Connections == 1);
         var kestrelPing = Find("kestrel", "ping", ping16);
         var redisPing = Find("redis", "ping", ping16);
+        var (kestrelPing1, redisPing1) = (Find("kestrel", "ping", ping1), Find("redis", "ping", ping1));
         var kestrelPipe = Find("kestrel", "pipelined");
         var redisPipe = Find("redis", "pipelined");
-        var echo = Best("echo-64", r => r.Rps, r => r.Connections == 16);
+        var echo = BestEcho(rows, echoModel);
         var bulk = Best("echo-bulk", r => r.Mbps);
         var iperf = Find("iperf3", "echo-bulk");
         var epollMemory = rows.FirstOrDefault(r => r.Model == "epoll" && r.Scenario == "memory" && r.Idle == 10_000);
@@ -61,6 +106,9 @@ internal static class Report
         return
         [
             new("P1", "RPC ping, 16 connections: kestrel ≥ 1.0× Redis PING", Ratio(kestrelPing?.Rps, redisPing?.Rps), 1.0, $"{Rps(kestrelPing)} vs {Rps(redisPing)}"),
+            new("P1-1", "beside P1: the same at 1 connection", Ratio(kestrelPing1?.Rps, redisPing1?.Rps), null, $"{Rps(kestrelPing1)} vs {Rps(redisPing1)}"),
+            new("P1-99", "beside P1: kestrel's p99 against Redis's, 16 connections (lower is better)", Ratio(kestrelPing?.P99Us, redisPing?.P99Us), null,
+                $"{kestrelPing?.P99Us:N0} vs {redisPing?.P99Us:N0} µs", LowerIsBetter: true),
             new("P2", "pipelined (16 × 16): kestrel ≥ 1.0× Redis pipelined", Ratio(kestrelPipe?.Rps, redisPipe?.Rps), 1.0, $"{Rps(kestrelPipe)} vs {Rps(redisPipe)}"),
             new("P3", "echo 64 B, best model ≥ 1.0× Redis PING (16 connections)", Ratio(echo?.Rps, redisPing?.Rps), 1.0, $"{echo?.Model}: {Rps(echo)} vs {Rps(redisPing)}"),
             new("P4", "bulk echo, best model ≥ 0.5× iperf3", Ratio(bulk?.Mbps, iperf?.Mbps), 0.5, $"{bulk?.Model}: {Mbps(bulk)} vs {Mbps(iperf)}"),
@@ -121,7 +169,10 @@ internal static class Report
         text.AppendLine(m.Pinned
             ? "Servers run pinned to CPU 0 and the load generator to CPU 1 (`taskset`), so a server never competes with its load for a core — except in the CPU-bound `work` scenario, where the question is how a design uses both cores and nothing is pinned (but the single-reactor row, pinned to one core)."
             : "One core: nothing pinned; servers and load generator share it.");
-        text.AppendLine(CultureInfo.InvariantCulture, $"Each run measures {m.Seconds} s after a warm-up; figures move from run to run on a shared machine, ratios within one run hold better. Reproduce: `bench/run{(m.Mode == "quick" ? " --quick" : "")}`.");
+        // Results written before the settling check (no warm-up recorded) say only what they measured.
+        var settling = m.Warmup == 0 ? "" : FormattableString.Invariant(
+            $" of {m.Warmup} s or more; a run whose last warm-up second is not within {LoadResult.SettledWithin * 100:0} % of the measured rate is measured once more on the same server, and its note says so (\"measured twice\", or \"not settled\" when the second run was not settled either). Server CPU and context switches are read over the measured window only");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Each run measures {m.Seconds} s after a warm-up{settling}. Figures move from run to run on a shared machine, ratios within one run hold better. Reproduce: `bench/run{(m.Mode == "quick" ? " --quick" : "")}`.");
         foreach (var again in results.Remeasured ?? [])
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"Measured again after the run: {again}.");
@@ -135,14 +186,26 @@ internal static class Report
             text.AppendLine();
         }
 
+        var goals = Goals(results);
+        var rounds = results.Rounds?.Max(r => r.Round) ?? 0;
         text.AppendLine("## Goals (ratios from this run)");
         text.AppendLine();
-        text.AppendLine("| | goal | ratio | measured | verdict |");
-        text.AppendLine("|---|---|---|---|---|");
-        foreach (var goal in Goals(results.Rows))
+        text.AppendLine(rounds switch
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {goal.Id} | {goal.Claim} | {(goal.Ratio is { } r ? r.ToString("0.00", CultureInfo.InvariantCulture) : "—")} | {goal.Measured} | {goal.Verdict} |");
+            0 => "Every ratio from single runs.",
+            1 => "Every ratio from single runs: one round of the goal cells (`--rounds 3` or more for medians).",
+            _ => $"Ratios against Redis (P1–P3 and those beside them) are the median of {rounds} interleaved rounds — Redis, then each model, then again; a fresh server per model and round — each round's model against that round's Redis, with the rounds' range beside it; the matrix below holds each cell's median round. The rest are single runs.",
+        });
+        text.AppendLine();
+        text.AppendLine("| | goal | ratio | range | measured | verdict |");
+        text.AppendLine("|---|---|---|---|---|---|");
+        foreach (var goal in goals)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {goal.Id} | {goal.Claim} | {goal.RatioText} | {goal.Spread} | {goal.Measured} | {goal.Verdict} |");
         }
+
+        Rounds(text, results.Rounds ?? []);
+        Warmup(text, results.Warmups ?? [], charts);
 
         // The analysis is written by hand from profiles (bench/run --profile) and committed beside the results.
         text.AppendLine();
@@ -188,20 +251,91 @@ internal static class Report
 
     public static IEnumerable<(string Scenario, string Title)> ScenarioTitles => Scenarios;
 
+    private static string CpuPerRequest(Row r) =>
+        r.CpuUsPerRequest is { } cpu ? FormattableString.Invariant($"{cpu:0.0} ({r.UserUsPerRequest:0.0})") : "";
+
+    /// <summary>The goal cells round by round: each model's rate in every round, and its ratio to that round's Redis.</summary>
+    private static void Rounds(StringBuilder text, IReadOnlyList<Row> rows)
+    {
+        var rounds = rows.Select(r => r.Round ?? 0).Distinct().Order().ToList();
+        if (rounds.Count < 2)
+        {
+            return;
+        }
+
+        // Echo has no Redis counterpart of its own: its anchor is Redis PING at 16 connections (goal P3).
+        Row? Anchor(Row r) => rows.FirstOrDefault(a => a.Model == "redis" && a.Round == r.Round && a.HasFigure
+            && a.Scenario == (r.Scenario == "echo-64" ? "ping" : r.Scenario) && a.Connections == r.Connections);
+        text.AppendLine();
+        text.AppendLine("### The goal cells round by round (req/s, and × that round's Redis)");
+        text.AppendLine();
+        text.AppendLine($"| model | cell | {string.Join(" | ", rounds.Select(n => $"round {n}"))} | CPU µs/req (user), cs/req: median |");
+        text.AppendLine($"|---|---|{string.Concat(rounds.Select(_ => "---|"))}---|");
+        foreach (var cell in rows.GroupBy(r => (r.Model, r.Scenario, r.Connections, r.Pipeline)))
+        {
+            var figures = rounds.Select(n => cell.FirstOrDefault(r => r.Round == n && r.HasFigure) is { } r
+                ? FormattableString.Invariant($"{r.Rps:N0}{(r.Model != "redis" && Anchor(r) is { } a ? $" = {r.Rps / a.Rps:0.00}×" : "")}") : "—");
+            var measured = cell.Where(r => r.CpuUsPerRequest is not null).ToList();
+            var cost = measured.Count == 0 ? "" : FormattableString.Invariant(
+                $"{Median([.. measured.Select(r => r.CpuUsPerRequest ?? 0)]):0.0} ({Median([.. measured.Select(r => r.UserUsPerRequest ?? 0)]):0.0}), {Median([.. measured.Select(r => r.ContextSwitchesPerRequest ?? 0)]):0.00}");
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {cell.Key.Model} | {CellName(cell.Key.Scenario, cell.Key.Connections, cell.Key.Pipeline)} | {string.Join(" | ", figures)} | {cost} |");
+        }
+    }
+
+    private static string CellName(string scenario, int connections, int pipeline) => scenario switch
+    {
+        "pipelined" => $"pipelined {connections}×{pipeline}",
+        "echo-64" => $"echo 64 B, {connections} conns",
+        _ => $"{scenario}, {connections} conn{(connections == 1 ? "" : "s")}",
+    };
+
+    /// <summary>A fresh server's first seconds, per model: the chart and, over the rounds, the figures the warm-up goal reads.</summary>
+    private static void Warmup(StringBuilder text, IReadOnlyList<WarmupCurve> curves, IReadOnlyDictionary<string, string> charts)
+    {
+        if (curves.Count == 0)
+        {
+            return;
+        }
+
+        text.AppendLine();
+        text.AppendLine("## Warm-up: a fresh server's first seconds (RPC ping, 16 connections)");
+        text.AppendLine();
+        text.AppendLine(CultureInfo.InvariantCulture, $"Replies in each second from the first request to a server just started (LoadGen `--warmup 0 --timeline 1`), against the steady rate the same server measured right after at the same load (settled, as above). The goal: ≥ {WarmupCurve.Share:0.0} of steady within {WarmupCurve.GoalSeconds} s of the first request. Medians over the rounds; \"seconds to {WarmupCurve.Share:0.0}\": the first second that reaches it, in each round. Redis has nothing to warm up: what ramp it shows is the load generator's own (a fresh .NET process too) and the machine's.");
+        text.AppendLine();
+        if (charts.TryGetValue(Charts.WarmupChart, out var chart))
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"![warm-up]({chart})");
+            text.AppendLine();
+        }
+
+        text.AppendLine($"| model | 1st second | 2nd second | steady | 1st / steady | 2nd / steady | seconds to {WarmupCurve.Share:0.0} of steady | ≥ {WarmupCurve.Share:0.0} within {WarmupCurve.GoalSeconds} s |");
+        text.AppendLine("|---|---|---|---|---|---|---|---|");
+        foreach (var model in curves.GroupBy(c => c.Model))
+        {
+            double At(WarmupCurve c, int second) => c.PerSecond.Count >= second ? c.PerSecond[second - 1] : 0;
+            var steady = Median([.. model.Select(c => c.Steady)]);
+            var (first, second) = (Median([.. model.Select(c => At(c, 1))]), Median([.. model.Select(c => At(c, 2))]));
+            var seconds = model.Select(c => c.SecondsToSteady is { } n ? $"{n}" : $"> {c.PerSecond.Count}").ToList();
+            var met = model.Count(c => c.SecondsToSteady <= WarmupCurve.GoalSeconds);
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"| {model.Key} | {first:N0} | {second:N0} | {steady:N0} | {first / steady:0.00} | {second / steady:0.00} | {string.Join(", ", seconds)} | {(met == model.Count() ? "met" : "missed")} ({met} of {model.Count()}) |");
+        }
+    }
+
     private static void Table(StringBuilder text, List<Row> rows, string scenario)
     {
         var memory = scenario == "memory";
         text.AppendLine(memory
             ? "| model | idle | server RSS MB | KiB per idle connection |"
-            : "| model | conns | pipeline | idle | bytes | req/s | Mb/s | p50 µs | p90 µs | p99 µs | p99.9 µs | server CPU s | server RSS MB | note |");
-        text.AppendLine(memory ? "|---|---|---|---|" : "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+            : "| model | conns | pipeline | idle | bytes | req/s | Mb/s | p50 µs | p90 µs | p99 µs | p99.9 µs | CPU µs/req (user) | cs/req | server RSS MB | note |");
+        text.AppendLine(memory ? "|---|---|---|---|" : "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in rows)
         {
             text.AppendLine(memory
                 ? FormattableString.Invariant($"| {r.Model} | {r.Idle:N0} | {r.ServerRssMb:0.0} | {r.KibPerIdle:0.00} |")
                 : !r.HasFigure && r.Note is not null
-                    ? FormattableString.Invariant($"| {r.Model} | {r.Connections} | | | | | | | | | | | | {r.Note} |")
-                    : FormattableString.Invariant($"| {r.Model} | {r.Connections:N0} | {r.Pipeline} | {r.Idle:N0} | {r.MessageBytes:N0} | {r.Rps:N0} | {r.Mbps:N1} | {r.P50Us:N0} | {r.P90Us:N0} | {r.P99Us:N0} | {r.P999Us:N0} | {r.ServerCpuS:0.00} | {r.ServerRssMb:0.0} | {r.Note} |"));
+                    ? FormattableString.Invariant($"| {r.Model} | {r.Connections} | | | | | | | | | | | | | {r.Note} |")
+                    : FormattableString.Invariant($"| {r.Model} | {r.Connections:N0} | {r.Pipeline} | {r.Idle:N0} | {r.MessageBytes:N0} | {r.Rps:N0} | {r.Mbps:N1} | {r.P50Us:N0} | {r.P90Us:N0} | {r.P99Us:N0} | {r.P999Us:N0} | {CpuPerRequest(r)} | {r.ContextSwitchesPerRequest:0.00} | {r.ServerRssMb:0.0} | {r.Note} |"));
         }
     }
 }

@@ -5,6 +5,16 @@ using System.Net.Sockets;
 
 namespace Gateway.Lab;
 
+/// <summary>What a server has used so far: CPU seconds in user space and in the kernel, and context switches.</summary>
+internal readonly record struct ServerUsage(double UserSeconds, double SystemSeconds, long ContextSwitches)
+{
+    public double CpuSeconds => UserSeconds + SystemSeconds;
+
+    /// <summary>What was used between <paramref name="earlier"/> and this.</summary>
+    public ServerUsage Since(ServerUsage earlier) =>
+        new(UserSeconds - earlier.UserSeconds, SystemSeconds - earlier.SystemSeconds, ContextSwitches - earlier.ContextSwitches);
+}
+
 /// <summary>
 /// A server the lab started (a gateway, redis-server, iperf3): its process, optionally pinned to CPUs with
 /// taskset, and its resource use read from /proc over the whole process tree (a prefork gateway's workers
@@ -108,17 +118,57 @@ internal sealed class ServerProcess : IAsyncDisposable
         return true;
     }
 
-    /// <summary>CPU seconds used so far by the server and every process under it (reaped children included).</summary>
-    public double CpuSeconds()
+    /// <summary>
+    /// CPU time (reaped children included) and context switches so far of the server and every process under it.
+    /// The kernel keeps context switches per thread: those of threads that have exited are not counted.
+    /// </summary>
+    public ServerUsage Usage()
     {
-        var total = 0.0;
+        double user = 0, system = 0;
+        long switches = 0;
         foreach (var (pid, stat) in Tree())
         {
-            total += (stat[11] + stat[12]) / TicksPerSecond; // utime, stime
+            user += stat[11] / TicksPerSecond; // utime
+            system += stat[12] / TicksPerSecond; // stime
             if (pid == Pid)
             {
-                total += (stat[13] + stat[14]) / TicksPerSecond; // cutime, cstime: children it waited for
+                user += stat[13] / TicksPerSecond; // cutime, cstime: children it waited for
+                system += stat[14] / TicksPerSecond;
             }
+
+            switches += ContextSwitches(pid);
+        }
+
+        return new ServerUsage(user, system, switches);
+    }
+
+    /// <summary>Voluntary and involuntary context switches of every live thread of one process.</summary>
+    private static long ContextSwitches(int pid)
+    {
+        long total = 0;
+        try
+        {
+            foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+            {
+                try
+                {
+                    foreach (var line in File.ReadLines(Path.Combine(task, "status")))
+                    {
+                        if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal) || line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal))
+                        {
+                            total += long.Parse(line.AsSpan(line.IndexOf(':') + 1).Trim(), CultureInfo.InvariantCulture);
+                        }
+                    }
+                }
+                catch (IOException)
+                {
+                    // the thread exited meanwhile
+                }
+            }
+        }
+        catch (IOException)
+        {
+            // the process exited meanwhile
         }
 
         return total;

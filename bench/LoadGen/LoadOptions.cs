@@ -8,7 +8,7 @@ internal sealed record LoadOptions
         usage: LoadGen --port N [--host 127.0.0.1] [--protocol rpc|echo|resp] [--connections 16] [--pipeline 1]
                        [--duration 10] [--warmup 2] [--method ping] [--params '"x"'] [--message-bytes 64]
                        [--reconnect 0|1] [--rate 0] [--idle 0] [--idle-sources S] [--idle-timeout 120]
-                       [--progress 0|1] [--timeline 0|1]
+                       [--progress 0|1] [--timeline 0|1] [--marks 0|1]
           --protocol resp  Redis inline PING; every reply must be +PONG (an error reply fails its connection
                            and counts in "errors")
           --rate R         open loop: R requests/s over all connections on a fixed schedule, latency measured
@@ -21,6 +21,8 @@ internal sealed record LoadOptions
           --progress 1     a line on stderr every 5 s (the default when --duration is 20 or more)
           --timeline 1     the report gets "timeline": replies completed in each second from the first
                            request, warm-up included (how soon a fresh server is at full speed)
+          --marks 1        "LoadGen: measuring" and "LoadGen: measured" on stderr as the measured window opens
+                           and closes, for a caller that samples the server over exactly that window
         Socket completions run inline on the epoll thread unless DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS
         is set (0 restores the thread-pool hop). Exit 0 when every connection lasted, requests > 0 and every
         idle connection was still open; 1 otherwise; 2 for a usage or descriptor-limit error.
@@ -30,6 +32,7 @@ internal sealed record LoadOptions
     [
         "port", "host", "protocol", "connections", "pipeline", "duration", "warmup", "method", "params",
         "message-bytes", "reconnect", "rate", "idle", "idle-sources", "idle-timeout", "progress", "timeline",
+        "marks",
     ];
 
     public string Host { get; init; } = "127.0.0.1";
@@ -69,6 +72,9 @@ internal sealed record LoadOptions
 
     /// <summary>Whether the report carries replies per second from the first request on.</summary>
     public bool Timeline { get; init; }
+
+    /// <summary>Whether the measured window's edges are marked on stderr.</summary>
+    public bool Marks { get; init; }
 
     public bool OpenLoop => Rate > 0;
 
@@ -139,6 +145,7 @@ internal sealed record LoadOptions
             IdleTimeout = TimeSpan.FromSeconds(Int("idle-timeout", 120)),
             Progress = Int("progress", duration >= 20 ? 1 : 0) == 1,
             Timeline = Int("timeline", 0) == 1,
+            Marks = Int("marks", 0) == 1,
         };
     }
 

@@ -85,9 +85,11 @@ using (var runOver = new CancellationTokenSource())
 {
     var progress = options.Progress ? Progress.ReportAsync(stats, clock.Start, runOver.Token) : Task.CompletedTask;
     var perSecond = options.Timeline ? Timeline.RecordAsync(stats, clock.Start, runOver.Token) : null;
+    var marks = options.Marks ? Timeline.MarkWindowAsync(clock, runOver.Token) : Task.CompletedTask;
     await Task.WhenAll(clients);
     await runOver.CancelAsync();
     await progress;
+    await marks;
     timeline = perSecond is null ? null : await perSecond;
 }
 

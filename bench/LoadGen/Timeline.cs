@@ -36,4 +36,33 @@ internal static class Timeline
 
         return perSecond;
     }
+
+    /// <summary><c>--marks 1</c>: a line on stderr as the measured window opens and another as it closes.</summary>
+    public static async Task MarkWindowAsync(RunClock clock, CancellationToken stop)
+    {
+        try
+        {
+            foreach (var (at, mark) in new[] { (clock.MeasureFrom, "LoadGen: measuring"), (clock.StopAt, "LoadGen: measured") })
+            {
+                var wait = RunClock.Seconds(at - Stopwatch.GetTimestamp());
+                try
+                {
+                    if (wait > 0)
+                    {
+                        await Task.Delay(TimeSpan.FromSeconds(wait), stop);
+                    }
+                }
+                catch (OperationCanceledException) when (Stopwatch.GetTimestamp() >= at)
+                {
+                    // The clients stopped on time, before this timer woke: the edge has passed all the same.
+                }
+
+                Console.Error.WriteLine(mark);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Every client ended before the window closed: no closing mark, so the caller has no window.
+        }
+    }
 }
