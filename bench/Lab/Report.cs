@@ -82,10 +82,12 @@ internal static class Report
 
         var ping16 = (Func<Row, bool>)(r => r.Connections == 16);
         var ping1 = (Func<Row, bool>)(r => r.Connections == 1);
+        var inProcess = (Func<Row, bool>)(r => r.Model != "kestrel");
+        var bestPing = Best("ping", r => r.Rps, r => ping16(r) && inProcess(r));
         var kestrelPing = Find("kestrel", "ping", ping16);
         var redisPing = Find("redis", "ping", ping16);
-        var (kestrelPing1, redisPing1) = (Find("kestrel", "ping", ping1), Find("redis", "ping", ping1));
-        var kestrelPipe = Find("kestrel", "pipelined");
+        var (bestPing1, redisPing1) = (Best("ping", r => r.Rps, ping1), Find("redis", "ping", ping1));
+        var bestPipe = Best("pipelined", r => r.Rps);
         var redisPipe = Find("redis", "pipelined");
         var echo = BestEcho(rows, echoModel);
         var bulk = Best("echo-bulk", r => r.Mbps);
@@ -105,12 +107,13 @@ internal static class Report
         var ftpRatio = Ratio(ftpStor.Item1?.Mbps, ftpStor.Item2?.Mbps) is { } stor && Ratio(ftpRetr.Item1?.Mbps, ftpRetr.Item2?.Mbps) is { } retr ? Math.Min(stor, retr) : (double?)null;
         return
         [
-            new("P1", "RPC ping, 16 connections: kestrel ≥ 1.0× Redis PING", Ratio(kestrelPing?.Rps, redisPing?.Rps), 1.0, $"{Rps(kestrelPing)} vs {Rps(redisPing)}"),
-            new("P1-1", "beside P1: the same at 1 connection", Ratio(kestrelPing1?.Rps, redisPing1?.Rps), null, $"{Rps(kestrelPing1)} vs {Rps(redisPing1)}"),
-            new("P1-99", "beside P1: kestrel's p99 against Redis's, 16 connections (lower is better)", Ratio(kestrelPing?.P99Us, redisPing?.P99Us), null,
-                $"{kestrelPing?.P99Us:N0} vs {redisPing?.P99Us:N0} µs", LowerIsBetter: true),
-            new("P2", "pipelined (16 × 16): kestrel ≥ 1.0× Redis pipelined", Ratio(kestrelPipe?.Rps, redisPipe?.Rps), 1.0, $"{Rps(kestrelPipe)} vs {Rps(redisPipe)}"),
-            new("P3", "echo 64 B, best model ≥ 1.0× Redis PING (16 connections)", Ratio(echo?.Rps, redisPing?.Rps), 1.0, $"{echo?.Model}: {Rps(echo)} vs {Rps(redisPing)}"),
+            new("P1", "RPC ping, 16 connections: best in-process model ≥ 1.0× Redis PING", Ratio(bestPing?.Rps, redisPing?.Rps), 1.0, $"{bestPing?.Model}: {Rps(bestPing)} vs {Rps(redisPing)}"),
+            new("P1k", "RPC ping, 16 connections: kestrel ≥ 0.8× Redis PING", Ratio(kestrelPing?.Rps, redisPing?.Rps), 0.8, $"{Rps(kestrelPing)} vs {Rps(redisPing)}"),
+            new("P1b", "RPC ping, 1 connection: best model ≥ 1.0× Redis PING", Ratio(bestPing1?.Rps, redisPing1?.Rps), 1.0, $"{bestPing1?.Model}: {Rps(bestPing1)} vs {Rps(redisPing1)}"),
+            new("P1c", "RPC ping, 16 connections: the P1 model's p99 ≤ 1.5× Redis's", Ratio(bestPing?.P99Us, redisPing?.P99Us), 1.5,
+                $"{bestPing?.Model}: {bestPing?.P99Us:N0} vs {redisPing?.P99Us:N0} µs", LowerIsBetter: true),
+            new("P2", "pipelined (16 × 16): best model ≥ 1.0× Redis pipelined", Ratio(bestPipe?.Rps, redisPipe?.Rps), 1.0, $"{bestPipe?.Model}: {Rps(bestPipe)} vs {Rps(redisPipe)}"),
+            new("P3", "echo 64 B, best model ≥ 1.2× Redis PING (16 connections)", Ratio(echo?.Rps, redisPing?.Rps), 1.2, $"{echo?.Model}: {Rps(echo)} vs {Rps(redisPing)}"),
             new("P4", "bulk echo, best model ≥ 0.5× iperf3", Ratio(bulk?.Mbps, iperf?.Mbps), 0.5, $"{bulk?.Model}: {Mbps(bulk)} vs {Mbps(iperf)}"),
             new("P5a", "epoll: ≤ 1.4 KiB per idle connection (10k idle)", epollMemory?.KibPerIdle, 1.4, $"{epollMemory?.KibPerIdle:0.00} KiB", LowerIsBetter: true),
             new("P5b", "kestrel: ≤ 2 KiB per idle connection (10k idle)", kestrelMemory?.KibPerIdle, 2.0, $"{kestrelMemory?.KibPerIdle:0.00} KiB", LowerIsBetter: true),

@@ -65,7 +65,7 @@ internal sealed record Row(string Model, string Scenario)
 /// </summary>
 internal sealed record WarmupCurve(string Model, int Round, IReadOnlyList<double> PerSecond, double Steady)
 {
-    /// <summary>The warm-up goal: this share of the steady rate …</summary>
+    /// <summary>The warm-up goal (P11): this share of the steady rate …</summary>
     public const double Share = 0.9;
 
     /// <summary>… within this many seconds of the first request.</summary>
