@@ -37,12 +37,13 @@ internal interface ISocketSender
 /// <remarks>
 /// The writer side (GetMemory, Advance, FlushAsync, Complete) is used by one thread at a time, as any
 /// <see cref="PipeWriter"/>; the reactor's <see cref="OnWritable"/> and the host's <see cref="Stop"/> may run
-/// beside it, so every step holds <see cref="_sync"/>. A send is non-blocking and short, so it is made under
-/// that lock too: there is never more than one sender.
+/// beside it. GetMemory and Advance take no lock (a reply is many small writes): they touch only the tail
+/// segment, which nothing but the writer ever frees. Everything else holds <see cref="_sync"/>; a send is
+/// non-blocking and short, so it is made under that lock too: there is never more than one sender.
 /// </remarks>
 internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
 {
-    /// <summary>As Kestrel's default output pause, and the output pipe this replaces.</summary>
+    /// <summary>As Kestrel's default output pause, and the blocking models' output pipe.</summary>
     public const int PauseBytes = 64 * 1024, ResumeBytes = 32 * 1024;
 
     private const int SegmentBytes = 4096;
@@ -62,7 +63,6 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
     private long _unsent;
     private long _unflushed;
 
-    private bool _writing; // between GetMemory and Advance: the tail's free space is the writer's
     private bool _waitingWritable;
     private bool _flushPending;
     private bool _cancelNextFlush;
@@ -74,60 +74,27 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
 
     public override bool CanGetUnflushedBytes => true;
 
-    public override long UnflushedBytes
-    {
-        get
-        {
-            lock (_sync)
-            {
-                return _unflushed;
-            }
-        }
-    }
+    public override long UnflushedBytes => _unflushed;
 
-    public override Memory<byte> GetMemory(int sizeHint = 0)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(sizeHint);
-        lock (_sync)
-        {
-            if (_writerCompleted)
-            {
-                throw new InvalidOperationException("writing is not allowed after the writer completed");
-            }
+    public override Memory<byte> GetMemory(int sizeHint = 0) => Writable(sizeHint).FreeMemory;
 
-            var wanted = Math.Max(sizeHint, 1);
-            if (_tail is null || _tail.Free < wanted)
-            {
-                Append(Math.Max(wanted, SegmentBytes));
-            }
-
-            _writing = true;
-            return _tail!.FreeMemory;
-        }
-    }
-
-    public override Span<byte> GetSpan(int sizeHint = 0) => GetMemory(sizeHint).Span;
+    public override Span<byte> GetSpan(int sizeHint = 0) => Writable(sizeHint).FreeSpan;
 
     public override void Advance(int bytes)
     {
-        lock (_sync)
+        if (_tail is not { } tail || (uint)bytes > (uint)tail.Free)
         {
-            if (_tail is null || (uint)bytes > (uint)_tail.Free)
-            {
-                throw new ArgumentOutOfRangeException(nameof(bytes), "more bytes than the memory handed out");
-            }
-
-            _tail.Grow(bytes);
-            _unflushed += bytes;
-            _writing = false;
+            throw new ArgumentOutOfRangeException(nameof(bytes), "more bytes than the memory handed out");
         }
+
+        tail.Grow(bytes);
+        _unflushed += bytes;
     }
 
     public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
     {
         lock (_sync)
         {
-            _writing = false;
             Commit();
             if (_ended)
             {
@@ -147,6 +114,12 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
                 {
                     return Ended();
                 }
+            }
+
+            if (_unsent == 0)
+            {
+                ReturnAll(); // all sent: a quiet connection holds no buffer
+                return ValueTask.FromResult(default(FlushResult));
             }
 
             if (_unsent < PauseBytes)
@@ -196,7 +169,6 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
             }
 
             _writerCompleted = true;
-            _writing = false;
             if (exception is not null)
             {
                 EndLocked(exception, fin: false);
@@ -320,14 +292,30 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
             _headStart = _head.End;
             if (_head != _tail)
             {
-                RemoveHead();
+                RemoveHead(); // never the tail: the writer may be writing into it
             }
         }
+    }
 
-        // All sent: a tail nobody writes into goes back too, so a quiet connection holds no buffer.
-        if (_unsent == 0 && _unflushed == 0 && !_writing && _head is not null)
+    /// <summary>The tail with room for <paramref name="sizeHint"/> bytes (the writer's thread).</summary>
+    private Segment Writable(int sizeHint)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(sizeHint);
+        if (_writerCompleted)
         {
-            RemoveHead();
+            throw new InvalidOperationException("writing is not allowed after the writer completed");
+        }
+
+        var wanted = Math.Max(sizeHint, 1);
+        if (_tail is { } tail && tail.Free >= wanted)
+        {
+            return tail;
+        }
+
+        lock (_sync)
+        {
+            Append(Math.Max(wanted, SegmentBytes));
+            return _tail!;
         }
     }
 
@@ -409,13 +397,7 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
     /// <summary>A flush after the end: the failure, or "completed" when the peer is gone (lock held). What was written is dropped.</summary>
     private ValueTask<FlushResult> Ended()
     {
-        _unsent = 0;
-        _unflushed = 0;
-        if (!_writing)
-        {
-            ReturnAll();
-        }
-
+        ReturnAll();
         return _failure is { } failure
             ? ValueTask.FromException<FlushResult>(failure)
             : ValueTask.FromResult(new FlushResult(isCanceled: false, isCompleted: true));
@@ -464,6 +446,8 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
         public int Free => _array.Length - End;
 
         public Memory<byte> FreeMemory => _array.AsMemory(End);
+
+        public Span<byte> FreeSpan => _array.AsSpan(End);
 
         public void Rent(int bytes, long runningIndex)
         {
