@@ -101,12 +101,6 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
                 return Ended();
             }
 
-            if (_cancelNextFlush)
-            {
-                _cancelNextFlush = false;
-                return ValueTask.FromResult(new FlushResult(isCanceled: true, isCompleted: false));
-            }
-
             if (!_waitingWritable)
             {
                 SendLocked();
@@ -119,7 +113,13 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
             if (_unsent == 0)
             {
                 ReturnAll(); // all sent: a quiet connection holds no buffer
-                return ValueTask.FromResult(default(FlushResult));
+            }
+
+            if (_cancelNextFlush)
+            {
+                // As a pipe's: the flush returns cancelled, and what it committed goes out all the same.
+                _cancelNextFlush = false;
+                return ValueTask.FromResult(new FlushResult(isCanceled: true, isCompleted: false));
             }
 
             if (_unsent < PauseBytes)
@@ -172,6 +172,7 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
             if (exception is not null)
             {
                 EndLocked(exception, fin: false);
+                ReturnAll();
                 return;
             }
 
