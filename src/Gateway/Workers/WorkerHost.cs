@@ -127,7 +127,11 @@ public static partial class WorkerHost
         return assigned;
     }
 
-    /// <summary>Every second: alive, and this worker's counters (the supervisor exports them, tagged with the worker).</summary>
+    /// <summary>
+    /// Every second: alive, and this worker's counters (the supervisor exports them, tagged with the worker).
+    /// Stopping ends the wait between heartbeats, never a send: a heartbeat carries the deltas it took from the
+    /// measurements, and a send cancelled half way would lose them.
+    /// </summary>
     private static async Task HeartbeatAsync(ControlChannel channel, Func<ControlMessage> heartbeat, CancellationToken stop)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
@@ -135,7 +139,7 @@ public static partial class WorkerHost
         {
             while (await timer.WaitForNextTickAsync(stop))
             {
-                await channel.SendAsync(heartbeat(), stop);
+                await channel.SendAsync(heartbeat(), CancellationToken.None);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
