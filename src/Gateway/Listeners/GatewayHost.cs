@@ -20,6 +20,8 @@ namespace Gateway.Listeners;
 /// <summary>Wiring and running the host: everything Program.cs composes, and the clean failures at start.</summary>
 public static partial class GatewayHost
 {
+    private const string InlineSocketCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+
     /// <summary>
     /// The content root holds appsettings.json: the current directory when it has one (the binary started
     /// from the repository root or a deployment folder), else the binary's own folder, which carries a copy
@@ -115,6 +117,14 @@ public static partial class GatewayHost
         builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, AdminJsonContext.Default));
         builder.Services.AddAdminOpenApi();
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(limits.ShutdownTimeoutSeconds));
+
+        if (options.Execution == ExecutionMode.Inline && Environment.GetEnvironmentVariable(InlineSocketCompletions) is null)
+        {
+            // Run to completion on kestrel too: the socket engine completes a read on its epoll thread instead of
+            // handing it to the thread pool first (one context switch per request less). The runtime reads this
+            // when it makes its first socket, which has not happened yet; a value in the environment wins.
+            Environment.SetEnvironmentVariable(InlineSocketCompletions, "1");
+        }
 
         builder.WebHost.UseSockets(sockets =>
         {
