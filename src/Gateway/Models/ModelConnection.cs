@@ -187,6 +187,13 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         }
     }
 
+    /// <summary>
+    /// What a failed send(2) means to the application: the peer gone (a reset, a broken pipe, a dead link) is
+    /// Kestrel's <see cref="ConnectionResetException"/>; anything else stays as it is.
+    /// </summary>
+    internal static Exception SendFailed(NativeException e) =>
+        e.Error is Errno.BrokenPipe or Errno.ConnectionReset or Errno.NotConnected or Errno.TimedOut ? new ConnectionResetException(e.Message, e) : e;
+
     /// <summary>The model's send path: the kernel took <paramref name="bytes"/> bytes.</summary>
     protected void CountSent(long bytes)
     {

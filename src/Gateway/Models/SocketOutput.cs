@@ -2,7 +2,6 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Threading.Tasks.Sources;
 using Gateway.Models.Native;
-using Microsoft.AspNetCore.Connections;
 
 namespace Gateway.Models;
 
@@ -255,9 +254,7 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
                 return;
             }
 
-            EndLocked(result.Error is Errno.BrokenPipe or Errno.ConnectionReset or Errno.NotConnected or Errno.TimedOut
-                ? new ConnectionResetException(result.ToException("send").Message)
-                : result.ToException("send"), fin: false);
+            EndLocked(ModelConnection.SendFailed(result.ToException("send")), fin: false);
             return;
         }
     }

@@ -135,9 +135,9 @@ internal sealed class ThreadConnection : ModelConnection
                 }
             }
         }
-        catch (NativeException e) when (e.Error is Errno.BrokenPipe or Errno.ConnectionReset or Errno.NotConnected or Errno.TimedOut)
+        catch (NativeException e)
         {
-            error = new ConnectionResetException(e.Message, e);
+            error = SendFailed(e);
         }
         catch (Exception e)
         {
