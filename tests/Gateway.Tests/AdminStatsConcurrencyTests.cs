@@ -4,7 +4,8 @@ namespace Gateway.Tests;
 
 /// <summary>
 /// The dashboard's one-second samples (GET /admin/stats) while many connections are answered at once: every RPC
-/// request is recorded by the thread that answered it, so the latency histogram has many writers at a time.
+/// request is recorded by the thread that answered it, so the latency histograms (the dashboard's and /metrics')
+/// have many writers at a time.
 /// </summary>
 public sealed class AdminStatsConcurrencyTests
 {
@@ -62,6 +63,11 @@ public sealed class AdminStatsConcurrencyTests
         var last = LastSampleAt(await admin.GetJsonAsync("/admin/stats"));
         await admin.WaitForAsync("/admin/stats", s => LastSampleAt(s) > last);
         Assert.DoesNotContain("BackgroundService has thrown", gateway.Output, StringComparison.Ordinal);
+
+        // /metrics counts them exactly too: the request histogram takes concurrent writes from every thread.
+        var metrics = await admin.MetricsAsync();
+        Assert.Equal(sent, AdminApi.SumOf(metrics, "gateway_request_duration_seconds_count", "operation=\"ping\""));
+        Assert.Equal(sent, AdminApi.SumOf(metrics, "gateway_request_duration_seconds_bucket", "operation=\"ping\"", "le=\"+Inf\""));
     }
 
     private static long Counted(JsonElement stats) => stats.GetProperty("samples").EnumerateArray().Sum(s => s.Num("rpcRequests"));

@@ -1,8 +1,10 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 
 namespace Gateway.Tests;
 
@@ -35,6 +37,18 @@ public sealed class TelemetryTests
         Assert.Contains("gateway_request_duration_seconds_bucket{", metrics, StringComparison.Ordinal);
         Assert.Contains("\nkestrel_", metrics, StringComparison.Ordinal);
         Assert.Contains("\ndotnet_", metrics, StringComparison.Ordinal);
+        Assert.Single(Regex.Matches(metrics, "^# TYPE gateway_request_duration_seconds histogram$", RegexOptions.Multiline));
+
+        // OpenMetrics, which Prometheus asks for first: the request histogram is inside the exposition, before its end.
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("/metrics", UriKind.Relative));
+        request.Headers.Accept.ParseAdd("application/openmetrics-text; version=1.0.0");
+        using var openMetrics = await admin.Http.SendAsync(request);
+        var exposition = await openMetrics.Content.ReadAsStringAsync();
+        Assert.StartsWith("application/openmetrics-text", openMetrics.Content.Headers.ContentType?.MediaType, StringComparison.Ordinal);
+        Assert.EndsWith("\n# EOF\n", exposition, StringComparison.Ordinal);
+        Assert.Equal(exposition.Length, openMetrics.Content.Headers.ContentLength);
+        Assert.Contains("# UNIT gateway_request_duration_seconds seconds\n", exposition, StringComparison.Ordinal);
+        Assert.Matches("gateway_request_duration_seconds_bucket\\{[^}]*operation=\"ping\"[^}]*le=\"\\+Inf\"\\} 1\n", exposition);
 
         var start = new ProcessStartInfo("promtool", ["check", "metrics"])
         {
@@ -120,6 +134,15 @@ public sealed class TelemetryTests
             Assert.True(health == "up", $"target health '{health}'; prometheus said:\n{log}");
             var query = JsonDocument.Parse(await http.GetStringAsync(new Uri("/api/v1/query?query=gateway_connections_accepted_total", UriKind.Relative))).RootElement;
             Assert.NotEqual(0, query.GetProperty("data").GetProperty("result").GetArrayLength());
+
+            // The request histogram, which the gateway writes itself, is ingested as one: its count and a quantile.
+            var pings = JsonDocument.Parse(await http.GetStringAsync(new Uri(
+                "/api/v1/query?query=" + Uri.EscapeDataString("gateway_request_duration_seconds_count{operation=\"ping\",outcome=\"ok\"}"), UriKind.Relative))).RootElement;
+            Assert.Equal("1", pings.GetProperty("data").GetProperty("result")[0].GetProperty("value")[1].GetString());
+            var median = JsonDocument.Parse(await http.GetStringAsync(new Uri(
+                "/api/v1/query?query=" + Uri.EscapeDataString("histogram_quantile(0.5, gateway_request_duration_seconds_bucket{operation=\"ping\"})"), UriKind.Relative))).RootElement;
+            var seconds = double.Parse(median.GetProperty("data").GetProperty("result")[0].GetProperty("value")[1].GetString()!, CultureInfo.InvariantCulture);
+            Assert.InRange(seconds, 0, 10);
         }
         finally
         {
@@ -153,8 +176,8 @@ public sealed class TelemetryTests
 
         var paths = new List<string>();
         var deadline = DateTime.UtcNow + Patience;
-        var sawSpan = false;
-        while (!sawSpan && DateTime.UtcNow < deadline)
+        bool sawSpan = false, sawDurations = false;
+        while (!(sawSpan && sawDurations) && DateTime.UtcNow < deadline)
         {
             var next = receiver.GetContextAsync();
             if (await Task.WhenAny(next, Task.Delay(deadline - DateTime.UtcNow)) != next)
@@ -169,11 +192,20 @@ public sealed class TelemetryTests
             context.Response.StatusCode = 200;
             context.Response.Close();
             // Protobuf carries strings as UTF-8 bytes: the span's name is there to find.
-            sawSpan = context.Request.Url.AbsolutePath == "/v1/traces"
+            sawSpan |= context.Request.Url.AbsolutePath == "/v1/traces"
                 && body.ToArray().AsSpan().IndexOf("rpc ping"u8) >= 0;
+            sawDurations |= context.Request.Url.AbsolutePath == "/v1/metrics"
+                && body.ToArray().AsSpan().IndexOf("gateway.request.duration"u8) >= 0;
         }
 
         Assert.True(sawSpan, $"no trace with an 'rpc ping' span reached the receiver; posts seen: [{string.Join(", ", paths)}]\n{gateway.Output}");
+        Assert.True(sawDurations, $"no metrics post carried gateway.request.duration; posts seen: [{string.Join(", ", paths)}]");
+
+        // With OTLP on, the SDK's histogram is the one /metrics shows too: once, counting the ping.
+        using var admin = new AdminApi(gateway);
+        var metrics = await admin.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        Assert.Single(Regex.Matches(metrics, "^# TYPE gateway_request_duration_seconds histogram$", RegexOptions.Multiline));
+        Assert.Matches("gateway_request_duration_seconds_count\\{[^}]*operation=\"ping\"[^}]*outcome=\"ok\"[^}]*protocol=\"rpc\"[^}]*\\} 1", metrics);
     }
 
     private static int FreeLoopbackPort()

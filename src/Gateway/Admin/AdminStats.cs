@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using Gateway.Connections;
 using Gateway.Listeners;
 using Gateway.Telemetry;
@@ -29,9 +28,9 @@ public sealed record StatsSeries(double IntervalSeconds, IReadOnlyList<StatsSamp
 /// <summary>
 /// Samples the gateway once a second for the dashboard's charts and keeps the last five minutes, so a page
 /// opened now shows history and the browser never parses Prometheus text. Connections and bytes come from
-/// the same totals as /admin/listeners; RPC latency from the <c>gateway.request.duration</c> instrument
-/// (in-process requests and the prefork workers' deltas, which arrive as their bucket means), read with a
-/// <see cref="MeterListener"/> into an HdrHistogram interval recorder.
+/// the same totals as /admin/listeners; RPC latency from every value <see cref="RequestDurations"/> records
+/// (in-process requests and the prefork workers' deltas, which arrive as their bucket means and counts), in an
+/// HdrHistogram interval recorder.
 /// </summary>
 public sealed partial class AdminStats : BackgroundService
 {
@@ -42,7 +41,7 @@ public sealed partial class AdminStats : BackgroundService
     private readonly GatewayListeners _listeners;
     private readonly ConnectionRegistry _registry;
     private readonly WorkerPool? _pool;
-    private readonly IMeterFactory _meters;
+    private readonly RequestDurations _durations;
     private readonly ILogger? _logger;
     private readonly LogThrottle _failures = new(TimeSpan.FromMinutes(1));
 
@@ -50,45 +49,20 @@ public sealed partial class AdminStats : BackgroundService
     // LongHistogram loses increments then, and a total above the sum of its counts makes GetMaxValue throw.
     private readonly Recorder _rpcLatency = new(1, MaxMicroseconds, 3, static (id, lowest, highest, digits) => new LongConcurrentHistogram(id, lowest, highest, digits));
 
-    private readonly MeterListener _listener = new();
     private readonly Queue<StatsSample> _samples = new(Capacity);
     private HistogramBase? _interval;
     private (long In, long Out, long Ticks)? _last;
 
-    public AdminStats(GatewayListeners listeners, ConnectionRegistry registry, IMeterFactory meters, GatewayMetrics metrics, WorkerPool? pool = null,
+    public AdminStats(GatewayListeners listeners, ConnectionRegistry registry, RequestDurations durations, WorkerPool? pool = null,
         ILogger<AdminStats>? logger = null)
     {
+        ArgumentNullException.ThrowIfNull(durations);
         _logger = logger;
-        ArgumentNullException.ThrowIfNull(metrics); // its instruments exist (and are published) before we listen
         _listeners = listeners;
         _registry = registry;
         _pool = pool;
-        _meters = meters;
-        _listener.InstrumentPublished = (instrument, listener) =>
-        {
-            // Only this host's meter (tests may run several hosts in one process).
-            if (instrument.Meter.Name == GatewayMetrics.MeterName && instrument.Meter.Scope == _meters
-                && instrument.Name == "gateway.request.duration")
-            {
-                listener.EnableMeasurementEvents(instrument, this);
-            }
-        };
-        _listener.SetMeasurementEventCallback<double>(static (_, seconds, tags, state) =>
-        {
-            foreach (var tag in tags)
-            {
-                if (tag.Key == "protocol")
-                {
-                    if (tag.Value as string == "rpc")
-                    {
-                        ((AdminStats)state!).RecordRpc(seconds);
-                    }
-
-                    return;
-                }
-            }
-        });
-        _listener.Start();
+        _durations = durations;
+        durations.RpcObserver = RecordRpc;
     }
 
     /// <summary>The last <paramref name="seconds"/> samples, oldest first.</summary>
@@ -134,11 +108,12 @@ public sealed partial class AdminStats : BackgroundService
 
     public override void Dispose()
     {
-        _listener.Dispose();
+        _durations.RpcObserver = null;
         base.Dispose();
     }
 
-    private void RecordRpc(double seconds) => _rpcLatency.RecordValue(Math.Clamp((long)(seconds * 1e6), 1, MaxMicroseconds));
+    private void RecordRpc(double seconds, long count) =>
+        _rpcLatency.RecordValueWithCount(Math.Clamp((long)(seconds * 1e6), 1, MaxMicroseconds), count);
 
     private void Sample()
     {

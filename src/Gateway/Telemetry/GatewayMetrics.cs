@@ -15,6 +15,7 @@ namespace Gateway.Telemetry;
 /// counts as their heartbeats report them, the per-message ones as the deltas each heartbeat carries
 /// (<see cref="AddFromWorker"/>). The pool's own state is in <c>gateway.workers</c>,
 /// <c>gateway.worker.restarts</c>, <c>gateway.worker.memory</c> and <c>gateway.worker.cpu.time</c>.
+/// The request duration histogram is <see cref="RequestDurations"/>'s (it is recorded on every request).
 /// </summary>
 public sealed class GatewayMetrics
 {
@@ -22,12 +23,12 @@ public sealed class GatewayMetrics
 
     private static readonly KeyValuePair<string, object?> FtpTag = new("protocol", "ftp");
 
-    private static readonly double[] DurationBuckets =
-        [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-
     private readonly Counter<long> _rejected;
     private readonly Counter<long> _closedByAdmin;
-    private readonly Histogram<double> _duration;
+    private readonly RequestDurations _durations;
+
+    /// <summary>The SDK's copy of the request histogram, for OTLP export only (see <see cref="RequestDurations"/>).</summary>
+    private readonly Histogram<double>? _sdkDurations;
     private readonly Counter<long> _protocolErrors;
     private readonly Counter<long> _abandoned;
     private readonly Counter<long> _transfers;
@@ -35,14 +36,16 @@ public sealed class GatewayMetrics
     private readonly Counter<long> _tlsHandshakes;
     private readonly Counter<long> _logins;
 
-    /// <summary>The instruments a worker's deltas are added to, by name.</summary>
-    private readonly Dictionary<string, Instrument> _forWorkers;
+    /// <summary>The counters a worker's deltas are added to, by name.</summary>
+    private readonly Dictionary<string, Counter<long>> _forWorkers;
     private readonly Counter<long> _limitsReached;
 
-    public GatewayMetrics(IMeterFactory meterFactory, GatewayListeners listeners, ConnectionRegistry registry, WorkerPool? pool = null,
-        FtpPasswordVerifier? passwordVerifier = null)
+    public GatewayMetrics(IMeterFactory meterFactory, GatewayListeners listeners, ConnectionRegistry registry, RequestDurations durations,
+        WorkerPool? pool = null, FtpPasswordVerifier? passwordVerifier = null)
     {
         ArgumentNullException.ThrowIfNull(meterFactory);
+        ArgumentNullException.ThrowIfNull(durations);
+        _durations = durations;
         ArgumentNullException.ThrowIfNull(listeners);
         ArgumentNullException.ThrowIfNull(registry);
         var meter = meterFactory.Create(MeterName);
@@ -78,11 +81,14 @@ public sealed class GatewayMetrics
                 () => pool.Workers().Select(w => new Measurement<double>(w.CpuSeconds, new KeyValuePair<string, object?>("worker", w.Index))),
                 "s", "CPU time of each worker process");
         }
-        // Its _count series is the request count by operation and outcome (as with Kestrel's and ASP.NET Core's
-        // request duration), so no separate counter is paid for on every request.
-        _duration = meter.CreateHistogram<double>("gateway.request.duration", "s",
-            "Time to handle one message (RPC request, FTP command), reply written; by operation and outcome",
-            tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
+        // The request histogram's _count series is the request count by operation and outcome (as with Kestrel's
+        // and ASP.NET Core's request duration), so no separate counter is paid for on every request.
+        if (!durations.ServedAtMetrics)
+        {
+            _sdkDurations = meter.CreateHistogram<double>(RequestDurations.Name, "s", RequestDurations.Description,
+                tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = RequestDurations.Bounds });
+        }
+
         _protocolErrors = meter.CreateCounter<long>("gateway.protocol.errors", "{error}",
             "Requests answered with an error (bad_json, bad_request, unknown_method, bad_params, too_large, ...), by code");
         _abandoned = meter.CreateCounter<long>("gateway.requests.abandoned", "{request}",
@@ -104,12 +110,11 @@ public sealed class GatewayMetrics
                 "{login}", "FTP password verifications running or waiting for a hashing thread in this process");
         }
 
-        _forWorkers = new Dictionary<string, Instrument>
+        _forWorkers = new Dictionary<string, Counter<long>>
         {
             [_limitsReached.Name] = _limitsReached,
             [_rejected.Name] = _rejected,
             [_closedByAdmin.Name] = _closedByAdmin,
-            [_duration.Name] = _duration,
             [_protocolErrors.Name] = _protocolErrors,
             [_abandoned.Name] = _abandoned,
             [_transfers.Name] = _transfers,
@@ -132,9 +137,8 @@ public sealed class GatewayMetrics
     }
 
     /// <summary>
-    /// Adds what a worker measured since its last heartbeat to these instruments, tagged with the worker. A
-    /// histogram bucket's values are recorded as their mean, as many times as there were values: the mean lies
-    /// in the bucket, so bucket counts, count and sum come out as the worker measured them.
+    /// Adds what a worker measured since its last heartbeat to these instruments, tagged with the worker; its
+    /// request durations go to <see cref="RequestDurations"/>.
     /// </summary>
     public void AddFromWorker(string worker, IReadOnlyList<MetricDelta> deltas)
     {
@@ -150,39 +154,50 @@ public sealed class GatewayMetrics
                 }
             }
 
-            switch (_forWorkers.GetValueOrDefault(delta.Instrument))
+            if (delta.Instrument == RequestDurations.Name && delta.Buckets is { } buckets)
             {
-                case Counter<long> counter when delta.Add is > 0 and var added:
-                    counter.Add(added, tags);
-                    break;
-                case Histogram<double> histogram when delta.Buckets is { } buckets:
-                    var bounds = histogram.Advice?.HistogramBucketBoundaries ?? WorkerMeasurements.DefaultBoundaries;
-                    foreach (var bucket in buckets)
-                    {
-                        if (bucket.Count <= 0 || bucket.Index < 0 || bucket.Index > bounds.Count)
-                        {
-                            continue;
-                        }
+                _durations.AddFromWorker(worker, delta.Tags, buckets);
+                if (_sdkDurations is not null)
+                {
+                    RecordAsMeans(_sdkDurations, buckets, tags);
+                }
+            }
+            else if (_forWorkers.GetValueOrDefault(delta.Instrument) is { } counter && delta.Add is > 0 and var added)
+            {
+                counter.Add(added, tags);
+            }
+        }
+    }
 
-                        var mean = bucket.Sum / bucket.Count;
-                        // Kept inside (lower, upper] against rounding: n equal values on a boundary may average just past it.
-                        if (bucket.Index < bounds.Count)
-                        {
-                            mean = Math.Min(mean, bounds[bucket.Index]);
-                        }
+    /// <summary>
+    /// A histogram bucket's values recorded as their mean, as many times as there were values: the mean lies in
+    /// the bucket, so bucket counts, count and sum come out as the worker measured them.
+    /// </summary>
+    private static void RecordAsMeans(Histogram<double> histogram, HistogramBucket[] buckets, in TagList tags)
+    {
+        var bounds = RequestDurations.Bounds;
+        foreach (var bucket in buckets)
+        {
+            if (bucket.Count <= 0 || bucket.Index < 0 || bucket.Index > bounds.Length)
+            {
+                continue;
+            }
 
-                        if (bucket.Index > 0)
-                        {
-                            mean = Math.Max(mean, Math.BitIncrement(bounds[bucket.Index - 1]));
-                        }
+            var mean = bucket.Sum / bucket.Count;
+            // Kept inside (lower, upper] against rounding: n equal values on a boundary may average just past it.
+            if (bucket.Index < bounds.Length)
+            {
+                mean = Math.Min(mean, bounds[bucket.Index]);
+            }
 
-                        for (var i = 0; i < bucket.Count; i++)
-                        {
-                            histogram.Record(mean, tags);
-                        }
-                    }
+            if (bucket.Index > 0)
+            {
+                mean = Math.Max(mean, Math.BitIncrement(bounds[bucket.Index - 1]));
+            }
 
-                    break;
+            for (var i = 0; i < bucket.Count; i++)
+            {
+                histogram.Record(mean, tags);
             }
         }
     }
@@ -197,9 +212,10 @@ public sealed class GatewayMetrics
 
     public void MessageHandled(ListenerStats listener, string operation, string outcome, double seconds)
     {
-        if (_duration.Enabled)
+        _durations.Record(listener, operation, outcome, seconds);
+        if (_sdkDurations is { Enabled: true })
         {
-            _duration.Record(seconds, new TagList(listener.Tags) { { "operation", operation }, { "outcome", outcome } });
+            _sdkDurations.Record(seconds, new TagList(listener.Tags) { { "operation", operation }, { "outcome", outcome } });
         }
 
         if (outcome != Protocols.ProtocolOutcomes.Ok && _protocolErrors.Enabled)

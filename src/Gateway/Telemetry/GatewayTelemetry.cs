@@ -1,3 +1,7 @@
+using System.IO.Compression;
+using System.Text;
+using Microsoft.Extensions.Primitives;
+using Microsoft.Net.Http.Headers;
 using Gateway.Protocols;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
@@ -33,6 +37,7 @@ public static class GatewayTelemetry
     {
         var otlp = !string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
         services.AddSingleton<GatewayMetrics>();
+        services.AddSingleton(new RequestDurations(servedAtMetrics: !otlp));
         var telemetry = services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("gateway"))
             .WithMetrics(metrics =>
@@ -62,7 +67,82 @@ public static class GatewayTelemetry
 
     public static IEndpointRouteBuilder MapGatewayMetrics(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapPrometheusScrapingEndpoint("/metrics");
+        endpoints.MapPrometheusScrapingEndpoint("/metrics", meterProvider: null,
+            configureBranchedPipeline: pipeline => pipeline.Use(AddRequestDurationsAsync), optionsName: null);
         return endpoints;
     }
+
+    /// <summary>
+    /// The SDK exporter's scrape with <see cref="RequestDurations"/>' histogram added: at the end of the text
+    /// format, before OpenMetrics' closing <c># EOF</c>. The exporter is asked for plain text and the whole is
+    /// compressed here when the scraper accepts gzip (Prometheus does), as the exporter would have.
+    /// </summary>
+    private static async Task AddRequestDurationsAsync(HttpContext context, RequestDelegate next)
+    {
+        var durations = context.RequestServices.GetRequiredService<RequestDurations>();
+        if (!durations.ServedAtMetrics)
+        {
+            await next(context);
+            return;
+        }
+
+        var gzip = AcceptsGzip(context.Request.Headers.AcceptEncoding);
+        context.Request.Headers.AcceptEncoding = default;
+        var response = context.Response;
+        var body = response.Body;
+        using var scrape = new MemoryStream();
+        response.Body = scrape;
+        try
+        {
+            await next(context);
+        }
+        finally
+        {
+            response.Body = body;
+        }
+
+        var written = scrape.GetBuffer().AsMemory(0, (int)scrape.Length);
+        if (response.StatusCode != StatusCodes.Status200OK)
+        {
+            await body.WriteAsync(written, context.RequestAborted);
+            return;
+        }
+
+        var openMetrics = response.ContentType?.StartsWith("application/openmetrics-text", StringComparison.OrdinalIgnoreCase) == true;
+        var text = new StringBuilder();
+        durations.WritePrometheus(text, openMetrics);
+        var added = Encoding.UTF8.GetBytes(text.ToString());
+        var end = openMetrics ? written.Span.LastIndexOf("# EOF\n"u8) : -1;
+        if (end < 0)
+        {
+            end = written.Length;
+        }
+
+        using var whole = new MemoryStream(written.Length + added.Length);
+        if (gzip)
+        {
+            using var compressed = new GZipStream(whole, CompressionLevel.Fastest, leaveOpen: true);
+            Write(compressed, written.Span, end, added);
+            response.Headers.ContentEncoding = "gzip";
+            response.Headers.Vary = "Accept-Encoding";
+        }
+        else
+        {
+            Write(whole, written.Span, end, added);
+        }
+
+        response.ContentLength = whole.Length;
+        await body.WriteAsync(whole.GetBuffer().AsMemory(0, (int)whole.Length), context.RequestAborted);
+    }
+
+    private static void Write(Stream output, ReadOnlySpan<byte> scrape, int end, byte[] added)
+    {
+        output.Write(scrape[..end]);
+        output.Write(added);
+        output.Write(scrape[end..]);
+    }
+
+    private static bool AcceptsGzip(StringValues acceptEncoding) =>
+        StringWithQualityHeaderValue.TryParseList(acceptEncoding, out var codings)
+        && codings.Any(c => c.Value.Equals("gzip", StringComparison.OrdinalIgnoreCase) && c.Quality is not 0);
 }

@@ -83,8 +83,9 @@ public static partial class WorkerHost
 
         var lifetime = app.Lifetime;
         var registry = app.Services.GetRequiredService<ConnectionRegistry>();
+        var durations = app.Services.GetRequiredService<RequestDurations>();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(lifetime.ApplicationStopping);
-        var heartbeats = HeartbeatAsync(channel, () => Heartbeat(registry, listeners, measurements), stop.Token);
+        var heartbeats = HeartbeatAsync(channel, () => Heartbeat(registry, listeners, measurements, durations), stop.Token);
         _ = ListenAsync(channel, app.Services, logger, index);
         _ = role.Served.Task.ContinueWith(_ => lifetime.StopApplication(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         await app.WaitForShutdownAsync();
@@ -93,7 +94,7 @@ public static partial class WorkerHost
         try
         {
             // The last word: counters as they ended (a per-connection worker's whole life).
-            await channel.SendAsync(Heartbeat(registry, listeners, measurements), CancellationToken.None);
+            await channel.SendAsync(Heartbeat(registry, listeners, measurements, durations), CancellationToken.None);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
@@ -148,14 +149,15 @@ public static partial class WorkerHost
         }
     }
 
-    private static ControlMessage Heartbeat(ConnectionRegistry registry, GatewayListeners listeners, WorkerMeasurements measurements)
+    private static ControlMessage Heartbeat(ConnectionRegistry registry, GatewayListeners listeners, WorkerMeasurements measurements,
+        RequestDurations durations)
     {
         var counts = listeners.Stats.Select(l =>
         {
             var (liveIn, liveOut) = registry.LiveBytes(l);
             return new ListenerCounts(l.Endpoint.Key, l.Active, l.Accepted, l.ClosedBytesIn + liveIn, l.ClosedBytesOut + liveOut);
         });
-        var deltas = measurements.TakeDeltas();
+        MetricDelta[] deltas = [.. measurements.TakeDeltas(), .. durations.TakeDeltas()];
         return new ControlMessage(ControlMessage.Heartbeat)
         {
             Connections = registry.Count,

@@ -4,73 +4,56 @@ using System.Globalization;
 namespace Gateway.Workers;
 
 /// <summary>
-/// A worker's per-message metrics (request durations, protocol errors, rejections, FTP transfers — every
-/// counter and histogram of the <c>Gateway</c> meter), gathered with a <see cref="MeterListener"/> and handed
-/// to the supervisor as deltas with each heartbeat. The supervisor adds them to its own instruments with a
-/// <c>worker</c> tag, so one scrape of its /metrics covers the whole pool.
+/// A worker's per-message counters (protocol errors, rejections, FTP transfers — every counter of the
+/// <c>Gateway</c> meter), gathered with a <see cref="MeterListener"/> and handed to the supervisor as deltas
+/// with each heartbeat. The supervisor adds them to its own instruments with a <c>worker</c> tag, so one scrape
+/// of its /metrics covers the whole pool. Request durations travel beside them, from the worker's
+/// <see cref="Telemetry.RequestDurations"/> (the SDK histogram of that name, there only with OTLP on, is not
+/// gathered: it holds the same requests). Observable instruments are not gathered either: the supervisor
+/// observes the connection and byte counts from the heartbeat's <see cref="ListenerCounts"/>.
 /// </summary>
-/// <remarks>
-/// A histogram travels as a count and a sum per bucket, on the instrument's own bucket boundaries: the mean
-/// of the values in a bucket lies inside that bucket, so the supervisor recording the mean that many times
-/// reproduces the worker's bucket counts, count and sum exactly (only min and max, which Prometheus does
-/// not export, are lost). Observable instruments are not gathered here: the supervisor observes the
-/// connection and byte counts from the heartbeat's <see cref="ListenerCounts"/>.
-/// </remarks>
 internal sealed class WorkerMeasurements : IDisposable
 {
-    /// <summary>OpenTelemetry's default explicit bucket boundaries, for a histogram that gives none (the supervisor uses the same).</summary>
-    public static readonly double[] DefaultBoundaries = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000];
-
     private readonly MeterListener _listener = new();
-    private readonly List<InstrumentSeries> _instruments = [];
+    private readonly List<CounterSeries> _counters = [];
 
     public WorkerMeasurements(string meterName)
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name != meterName)
+            if (instrument.Meter.Name != meterName || instrument is not Counter<long>)
             {
                 return;
             }
 
-            InstrumentSeries? series = instrument switch
+            var series = new CounterSeries(instrument.Name);
+            lock (_counters)
             {
-                Counter<long> => new InstrumentSeries(instrument.Name, null),
-                Histogram<double> histogram => new InstrumentSeries(instrument.Name,
-                    histogram.Advice?.HistogramBucketBoundaries?.ToArray() ?? DefaultBoundaries),
-                _ => null,
-            };
-            if (series is not null)
-            {
-                lock (_instruments)
-                {
-                    _instruments.Add(series);
-                }
-
-                listener.EnableMeasurementEvents(instrument, series);
+                _counters.Add(series);
             }
+
+            listener.EnableMeasurementEvents(instrument, series);
         };
-        _listener.SetMeasurementEventCallback<long>((_, value, tags, state) => ((InstrumentSeries)state!).Add(value, tags));
-        _listener.SetMeasurementEventCallback<double>((_, value, tags, state) => ((InstrumentSeries)state!).Record(value, tags));
+        _listener.SetMeasurementEventCallback<long>((_, value, tags, state) => ((CounterSeries)state!).Add(value, tags));
         _listener.Start();
     }
 
-    /// <summary>What was measured since the last call, per instrument and tag set; an unchanged series is left out.</summary>
+    /// <summary>What was counted since the last call, per counter and tag set; an unchanged series is left out.</summary>
     public MetricDelta[] TakeDeltas()
     {
-        lock (_instruments)
+        lock (_counters)
         {
-            return [.. _instruments.SelectMany(i => i.TakeDeltas())];
+            return [.. _counters.SelectMany(i => i.TakeDeltas())];
         }
     }
 
     public void Dispose() => _listener.Dispose();
 
     /// <summary>
-    /// One instrument's series, by tag set. Measurements arrive on any thread; a series is found by the hash of
+    /// One counter's series, by tag set. Measurements arrive on any thread; a series is found by the hash of
     /// the caller's tags and compared in place, so the request path copies nothing once its series exists.
     /// </summary>
-    private sealed class InstrumentSeries(string name, double[]? boundaries)
+    private sealed class CounterSeries(string name)
     {
         private readonly Dictionary<int, List<(KeyValuePair<string, object?>[] Tags, Series Series)>> _series = [];
 
@@ -82,17 +65,6 @@ internal sealed class WorkerMeasurements : IDisposable
             }
         }
 
-        public void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
-        {
-            var bucket = Bucket(value);
-            lock (_series)
-            {
-                var series = Find(tags);
-                series.Counts![bucket]++;
-                series.Sums![bucket] += value;
-            }
-        }
-
         public List<MetricDelta> TakeDeltas()
         {
             var deltas = new List<MetricDelta>();
@@ -100,21 +72,15 @@ internal sealed class WorkerMeasurements : IDisposable
             {
                 foreach (var (tags, series) in _series.Values.SelectMany(sameHash => sameHash))
                 {
-                    if (series.Take(name, tags) is { } delta)
+                    if (series.Sum != 0)
                     {
-                        deltas.Add(delta);
+                        deltas.Add(new MetricDelta(name, Strings(tags)) { Add = series.Sum });
+                        series.Sum = 0;
                     }
                 }
             }
 
             return deltas;
-        }
-
-        /// <summary>The first bucket whose upper bound is at least the value (OpenTelemetry's: upper bounds inclusive).</summary>
-        private int Bucket(double value)
-        {
-            var index = Array.BinarySearch(boundaries!, value);
-            return index >= 0 ? index : ~index;
         }
 
         private Series Find(ReadOnlySpan<KeyValuePair<string, object?>> tags)
@@ -140,7 +106,7 @@ internal sealed class WorkerMeasurements : IDisposable
                 }
             }
 
-            var added = new Series(boundaries is null ? 0 : boundaries.Length + 1);
+            var added = new Series();
             sameHash.Add((tags.ToArray(), added));
             return added;
         }
@@ -164,41 +130,11 @@ internal sealed class WorkerMeasurements : IDisposable
         }
     }
 
-    private sealed class Series(int buckets)
+    private sealed class Series
     {
         public long Sum;
-        public readonly long[]? Counts = buckets == 0 ? null : new long[buckets];
-        public readonly double[]? Sums = buckets == 0 ? null : new double[buckets];
-
-        public MetricDelta? Take(string instrument, KeyValuePair<string, object?>[] tags)
-        {
-            if (Counts is null)
-            {
-                if (Sum == 0)
-                {
-                    return null;
-                }
-
-                var added = Sum;
-                Sum = 0;
-                return new MetricDelta(instrument, Strings(tags)) { Add = added };
-            }
-
-            List<HistogramBucket>? filled = null;
-            for (var i = 0; i < Counts.Length; i++)
-            {
-                if (Counts[i] != 0)
-                {
-                    (filled ??= []).Add(new HistogramBucket(i, Counts[i], Sums![i]));
-                    Counts[i] = 0;
-                    Sums[i] = 0;
-                }
-            }
-
-            return filled is null ? null : new MetricDelta(instrument, Strings(tags)) { Buckets = [.. filled] };
-        }
-
-        private static Dictionary<string, string> Strings(KeyValuePair<string, object?>[] tags) =>
-            tags.ToDictionary(t => t.Key, t => Convert.ToString(t.Value, CultureInfo.InvariantCulture) ?? "");
     }
+
+    private static Dictionary<string, string> Strings(KeyValuePair<string, object?>[] tags) =>
+        tags.ToDictionary(t => t.Key, t => Convert.ToString(t.Value, CultureInfo.InvariantCulture) ?? "");
 }
