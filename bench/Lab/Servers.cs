@@ -52,16 +52,16 @@ internal sealed class Servers(LabOptions options)
 {
     public string GatewayDll => Path.Combine(options.Root, "src/Gateway/bin/Release/net10.0/Gateway.dll");
 
-    /// <summary>A gateway on one model, RPC and echo on loopback, FTP off, admin on an ephemeral port.</summary>
+    /// <summary>A gateway on one model, RPC, echo and admin on loopback, FTP off.</summary>
     public async Task<(ServerProcess Server, int Rpc, int Echo)> StartGatewayAsync(ModelConfig model, string? cpus, params string[] extra)
     {
-        var (rpc, echo) = (ServerProcess.FreePort(), ServerProcess.FreePort());
+        var (rpc, echo, admin) = (ServerProcess.FreePort(), ServerProcess.FreePort(), ServerProcess.FreePort());
         string[] arguments =
         [
             GatewayDll,
             "--Gateway:Listeners:Rpc:Address=127.0.0.1", $"--Gateway:Listeners:Rpc:Port={rpc}",
             "--Gateway:Listeners:Echo:Address=127.0.0.1", $"--Gateway:Listeners:Echo:Port={echo}",
-            "--Gateway:Listeners:Ftp:Enabled=false", "--Gateway:Admin:Url=http://127.0.0.1:0",
+            "--Gateway:Listeners:Ftp:Enabled=false", $"--Gateway:Admin:Url=http://127.0.0.1:{admin}",
             "--Gateway:Limits:MaxConnections=250000", "--Gateway:Limits:IdleTimeoutSeconds=3600",
             "--Logging:LogLevel:Default=Warning",
             .. model.Settings, .. extra,
@@ -70,7 +70,8 @@ internal sealed class Servers(LabOptions options)
             options.Profile ? new Dictionary<string, string>(Profile.ServerEnvironment) : null);
         try
         {
-            await server.WaitReadyAsync(() => PingsAsync(rpc), TimeSpan.FromSeconds(60));
+            // Ready as an orchestrator sees it (/readyz: a prefork pool's every worker has started) and answering.
+            await server.WaitReadyAsync(async () => await IsReadyAsync(admin) && await PingsAsync(rpc), TimeSpan.FromSeconds(60));
         }
         catch
         {
@@ -98,6 +99,20 @@ internal sealed class Servers(LabOptions options)
         await Task.Delay(300); // a probe connection would count as a failed test in its log; it starts in milliseconds
         await server.WaitReadyAsync(() => Task.FromResult(!server.HasExited), TimeSpan.FromSeconds(10));
         return (server, port);
+    }
+
+    private static async Task<bool> IsReadyAsync(int adminPort)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        try
+        {
+            using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{adminPort}/readyz"));
+            return response.IsSuccessStatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Whether the RPC port answers a ping (a prefork pool accepts into its backlog before a worker serves).</summary>
