@@ -44,10 +44,10 @@ public sealed class GatewayMetrics
         WorkerPool? pool = null, FtpPasswordVerifier? passwordVerifier = null)
     {
         ArgumentNullException.ThrowIfNull(meterFactory);
-        ArgumentNullException.ThrowIfNull(durations);
-        _durations = durations;
         ArgumentNullException.ThrowIfNull(listeners);
         ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(durations);
+        _durations = durations;
         var meter = meterFactory.Create(MeterName);
         var workers = new WorkerCounts(listeners, pool);
         // A prefork listener's connections live in the workers: the supervisor's own (always zero) series would
