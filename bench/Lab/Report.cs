@@ -139,7 +139,11 @@ internal static class Report
         var text = new StringBuilder();
         text.AppendLine("| model | ping, 16 conns (req/s) | pipelined 16×16 | echo 64 B | bulk echo (Mb/s) | churn (conn/s) | p50 µs, 4 active among 10 → 10k idle | KiB per idle conn |");
         text.AppendLine("|---|---|---|---|---|---|---|---|");
-        foreach (var model in rows.Select(r => r.Model).Where(m => m is not ("iperf3" or "vsftpd" or "epoll-1core")).Distinct())
+        // The design's order of models, then the anchors (a merged run appends its rows at the end).
+        var order = ModelConfig.All(workers: 2).Select(m => m.Name).ToList();
+        var models = rows.Select(r => r.Model).Where(m => m is not ("iperf3" or "vsftpd" or "epoll-1core")).Distinct()
+            .OrderBy(IsAnchor).ThenBy(m => order.IndexOf(m) is >= 0 and var at ? at : int.MaxValue);
+        foreach (var model in models)
         {
             var ping = Cell(model, "ping");
             var echo = Cell(model, "echo-64");
