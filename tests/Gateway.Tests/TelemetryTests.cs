@@ -157,7 +157,7 @@ public sealed class TelemetryTests
     }
 
     [Fact]
-    public async Task TracesOfRpcRequestsAreExportedOverOtlpWhenTheEndpointIsSet()
+    public async Task TracesAndRequestDurationsAreExportedOverOtlpWhenTheEndpointIsSet()
     {
         // A loopback OTLP/HTTP receiver: it records what the gateway posts to /v1/traces.
         var port = FreeLoopbackPort();
