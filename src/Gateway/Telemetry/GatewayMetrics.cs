@@ -178,14 +178,14 @@ public sealed class GatewayMetrics
         var bounds = RequestDurations.Bounds;
         foreach (var bucket in buckets)
         {
-            if (bucket.Count <= 0 || bucket.Index < 0 || bucket.Index > bounds.Length)
+            if (bucket.Count <= 0 || bucket.Index < 0 || bucket.Index > bounds.Count)
             {
                 continue;
             }
 
             var mean = bucket.Sum / bucket.Count;
             // Kept inside (lower, upper] against rounding: n equal values on a boundary may average just past it.
-            if (bucket.Index < bounds.Length)
+            if (bucket.Index < bounds.Count)
             {
                 mean = Math.Min(mean, bounds[bucket.Index]);
             }

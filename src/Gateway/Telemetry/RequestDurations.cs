@@ -11,7 +11,7 @@ namespace Gateway.Telemetry;
 /// supervisor also by worker), kept here rather than in OpenTelemetry's SDK because it is recorded on every
 /// request: the SDK finds a measurement's series by hashing its four tags on each call (≈ 100 ns, a tenth of
 /// a pipelined ping's whole cost), while a series here is found by reference from the last one this thread
-/// used and recorded with two interlocked additions. The counts are exact, as before: /metrics shows them as
+/// used and recorded with two interlocked operations. The counts are exact, as before: /metrics shows them as
 /// the same Prometheus histogram (<see cref="WritePrometheus"/>, added to the SDK's scrape), workers send
 /// them as heartbeat deltas (<see cref="TakeDeltas"/>, <see cref="AddFromWorker"/>) and the dashboard's
 /// latency sees every value (<see cref="RpcObserver"/>).
@@ -27,9 +27,11 @@ public sealed class RequestDurations(bool servedAtMetrics = true)
 
     public const string Description = "Time to handle one message (RPC request, FTP command), reply written; by operation and outcome";
 
-    /// <summary>Upper bounds of the buckets, in seconds, inclusive (as OpenTelemetry's); a last bucket holds the rest.</summary>
-    public static readonly double[] Bounds =
+    private static readonly double[] BucketBounds =
         [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+    /// <summary>Upper bounds of the buckets, in seconds, inclusive (as OpenTelemetry's); a last bucket holds the rest.</summary>
+    public static IReadOnlyList<double> Bounds => BucketBounds;
 
     private const string PrometheusName = "gateway_request_duration_seconds";
     private const string RpcProtocol = "rpc";
@@ -83,7 +85,7 @@ public sealed class RequestDurations(bool servedAtMetrics = true)
         var rpc = key.Protocol == RpcProtocol;
         foreach (var bucket in buckets)
         {
-            if (bucket.Index < 0 || bucket.Index > Bounds.Length || bucket.Count < 0)
+            if (bucket.Index < 0 || bucket.Index > BucketBounds.Length || bucket.Count < 0)
             {
                 continue;
             }
@@ -160,11 +162,11 @@ public sealed class RequestDurations(bool servedAtMetrics = true)
 
             long count = 0;
             double sum = 0;
-            for (var i = 0; i <= Bounds.Length; i++)
+            for (var i = 0; i <= BucketBounds.Length; i++)
             {
                 count += Volatile.Read(ref series.Counts[i]);
                 sum += Volatile.Read(ref series.Sums[i]);
-                var bound = i < Bounds.Length ? Number(Bounds[i], openMetrics) : "+Inf";
+                var bound = i < BucketBounds.Length ? Number(BucketBounds[i], openMetrics) : "+Inf";
                 text.Append(PrometheusName).Append("_bucket{").Append(labels).Append(",le=\"").Append(bound).Append("\"} ")
                     .Append(count.ToString(CultureInfo.InvariantCulture)).Append('\n');
             }
@@ -177,7 +179,7 @@ public sealed class RequestDurations(bool servedAtMetrics = true)
     /// <summary>The first bucket whose upper bound is at least the value.</summary>
     private static int Bucket(double seconds)
     {
-        var index = Array.BinarySearch(Bounds, seconds);
+        var index = Array.BinarySearch(BucketBounds, seconds);
         return index >= 0 ? index : ~index;
     }
 
@@ -232,8 +234,8 @@ public sealed class RequestDurations(bool servedAtMetrics = true)
     /// <summary>A count and a sum per bucket, added to from any thread.</summary>
     private sealed class Series
     {
-        public readonly long[] Counts = new long[Bounds.Length + 1];
-        public readonly double[] Sums = new double[Bounds.Length + 1];
+        public readonly long[] Counts = new long[BucketBounds.Length + 1];
+        public readonly double[] Sums = new double[BucketBounds.Length + 1];
 
         // What the last heartbeat reported (the reporting lock's holder only).
         private long[]? _reportedCounts;
