@@ -67,8 +67,14 @@ public static class GatewayTelemetry
 
     public static IEndpointRouteBuilder MapGatewayMetrics(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapPrometheusScrapingEndpoint("/metrics", meterProvider: null,
-            configureBranchedPipeline: pipeline => pipeline.Use(AddRequestDurationsAsync), optionsName: null);
+        endpoints.MapPrometheusScrapingEndpoint("/metrics", meterProvider: null, configureBranchedPipeline: pipeline =>
+        {
+            var durations = pipeline.ApplicationServices.GetRequiredService<RequestDurations>();
+            if (durations.ServedAtMetrics)
+            {
+                pipeline.Use((context, next) => AddRequestDurationsAsync(context, next, durations));
+            }
+        }, optionsName: null);
         return endpoints;
     }
 
@@ -77,15 +83,8 @@ public static class GatewayTelemetry
     /// format, before OpenMetrics' closing <c># EOF</c>. The exporter is asked for plain text and the whole is
     /// compressed here when the scraper accepts gzip (Prometheus does), as the exporter would have.
     /// </summary>
-    private static async Task AddRequestDurationsAsync(HttpContext context, RequestDelegate next)
+    private static async Task AddRequestDurationsAsync(HttpContext context, RequestDelegate next, RequestDurations durations)
     {
-        var durations = context.RequestServices.GetRequiredService<RequestDurations>();
-        if (!durations.ServedAtMetrics)
-        {
-            await next(context);
-            return;
-        }
-
         var gzip = AcceptsGzip(context.Request.Headers.AcceptEncoding);
         context.Request.Headers.AcceptEncoding = default;
         var response = context.Response;

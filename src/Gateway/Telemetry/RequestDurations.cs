@@ -11,7 +11,7 @@ namespace Gateway.Telemetry;
 /// supervisor also by worker), kept here rather than in OpenTelemetry's SDK because it is recorded on every
 /// request: the SDK finds a measurement's series by hashing its four tags on each call (≈ 100 ns, a tenth of
 /// a pipelined ping's whole cost), while a series here is found by reference from the last one this thread
-/// used and recorded with two interlocked operations. The counts are exact, as before: /metrics shows them as
+/// used and recorded with two interlocked operations. The counts are exact: /metrics shows them as
 /// the same Prometheus histogram (<see cref="WritePrometheus"/>, added to the SDK's scrape), workers send
 /// them as heartbeat deltas (<see cref="TakeDeltas"/>, <see cref="AddFromWorker"/>) and the dashboard's
 /// latency sees every value (<see cref="RpcObserver"/>).
