@@ -119,6 +119,26 @@ public sealed class HeavyWorkTests : IDisposable
     }
 
     [Fact]
+    public async Task HeavyWorkRunsOnTheQueuesOwnThreadsAndLeavesThePoolFree()
+    {
+        // Every slot of a queue as wide as the machine busy: the pool's threads are not the ones computing.
+        using var wide = new CpuSlots(Environment.ProcessorCount, "test CPU work");
+        using var release = new ManualResetEventSlim();
+        var running = Enumerable.Range(0, wide.Concurrency).Select(_ => wide.RunAsync(static (gate, _) =>
+        {
+            var thread = Thread.CurrentThread;
+            gate.Wait(Patience, CancellationToken.None);
+            return (thread.IsThreadPoolThread, thread.Name);
+        }, release, _timeout.Token).AsTask()).ToArray();
+        await WaitUntilAsync(() => wide.Running == wide.Concurrency, "the jobs never took their slots");
+
+        Assert.True(await Task.Run(() => true).WaitAsync(_timeout.Token)); // the pool still runs its own work
+        release.Set();
+        Assert.All(await Task.WhenAll(running), ran => Assert.Equal((false, "test CPU work"), ran));
+        Assert.Equal(0, wide.Running);
+    }
+
+    [Fact]
     public void WorkStopsBetweenSlicesOnceItsTokenFires()
     {
         using var stop = new CancellationTokenSource();

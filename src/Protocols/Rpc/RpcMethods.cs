@@ -258,13 +258,7 @@ internal static class RpcMethods
     /// </summary>
     private static async ValueTask<RpcOutcome> HeavyWorkAsync(RpcRequest request, long rounds, RpcReplyWriter replies, CpuSlots cpu, CancellationToken connectionClosed)
     {
-        string digest;
-        using (await cpu.EnterAsync(connectionClosed))
-        {
-            await IoThread.LeaveAsync();
-            digest = Work(rounds, connectionClosed);
-        }
-
+        var digest = await cpu.RunAsync(static (rounds, stop) => Work(rounds, stop), rounds, connectionClosed);
         WriteWork(request, rounds, digest, replies);
         return new RpcOutcome(RpcMethod.Work, ProtocolOutcomes.Ok);
     }
