@@ -238,7 +238,12 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
             // An in-process model: ModelTransportFactory binds these (Kestrel's sockets bind plain IPEndPoints).
             foreach (var address in AddressesOf(endpoint))
             {
-                kestrel.Listen(new ModelEndPoint(new IPEndPoint(address, endpoint.Port), endpoint.Model, endpoint.Key), configure);
+                var model = new ModelEndPoint(new IPEndPoint(address, endpoint.Port), endpoint.Model, endpoint.Key);
+                kestrel.Listen(model, options =>
+                {
+                    configure(options);
+                    model.Connections = options;
+                });
             }
         }
         else if (endpoint.Address is null)

@@ -21,11 +21,15 @@ namespace Gateway.Models;
 /// from it that its client has gone, on every model alike.
 /// </remarks>
 internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeature, IConnectionTransportFeature,
-    IConnectionEndPointFeature, IConnectionLifetimeFeature, ITransportTrafficFeature
+    IConnectionEndPointFeature, IConnectionLifetimeFeature, IConnectionLifetimeNotificationFeature, ITransportTrafficFeature
 {
     private static long s_lastId;
 
-    private readonly CancellationTokenSource _closed = new();
+    // Made when first asked for: many connections end without anyone asking (an echo or RPC client that sends
+    // only quick requests never has its closed token read).
+    private CancellationTokenSource? _closed;
+    private CancellationTokenSource? _closeRequested;
+    private int _closeRequestedSignalled;
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CompactFeatureCollection _features = new();
     private IDictionary<object, object?>? _items;
@@ -83,8 +87,26 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
 
     public override CancellationToken ConnectionClosed
     {
-        get => _closed.Token;
+        get => TokenOf(ref _closed, ref _closedSignalled);
         set => throw new NotSupportedException("the model owns the connection's closed token");
+    }
+
+    /// <summary>
+    /// The graceful close request (drain, admin close) when <see cref="ConnectionDispatcher"/> runs this connection
+    /// (Kestrel's own dispatch sets its own feature over this one).
+    /// </summary>
+    public CancellationToken ConnectionClosedRequested
+    {
+        get => TokenOf(ref _closeRequested, ref _closeRequestedSignalled);
+        set => throw new NotSupportedException("the model owns the connection's close-request token");
+    }
+
+    public void RequestClose()
+    {
+        if (Interlocked.Exchange(ref _closeRequestedSignalled, 1) == 0)
+        {
+            CancelQuietly(Volatile.Read(ref _closeRequested));
+        }
     }
 
     public long BytesReceived => Volatile.Read(ref _bytesReceived);
@@ -112,7 +134,8 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         Transport.Output.Complete();
         await Finished;
         await CloseAsync();
-        _closed.Dispose();
+        _closed?.Dispose();
+        _closeRequested?.Dispose();
         await base.DisposeAsync();
     }
 
@@ -277,17 +300,51 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
     /// </summary>
     private void SignalClosed()
     {
-        if (Interlocked.Exchange(ref _closedSignalled, 1) == 0)
+        // Nothing to cancel while nobody has asked for the token (one asking later gets it cancelled).
+        if (Interlocked.Exchange(ref _closedSignalled, 1) == 0 && Volatile.Read(ref _closed) is { } closed)
         {
-            ThreadPool.UnsafeQueueUserWorkItem(static c => c.CancelClosed(), this, preferLocal: false);
+            ThreadPool.UnsafeQueueUserWorkItem(static s => CancelQuietly(s), closed, preferLocal: false);
         }
     }
 
-    private void CancelClosed()
+    /// <summary>
+    /// A token made on first use: cancelled already when its signal came first; otherwise the signal, from then on,
+    /// finds the source (of two threads racing to publish one, the loser disposes its own, unused).
+    /// </summary>
+    private static CancellationToken TokenOf(ref CancellationTokenSource? source, ref int signalled)
+    {
+        if (Volatile.Read(ref source) is { } existing)
+        {
+            return existing.Token;
+        }
+
+        if (Volatile.Read(ref signalled) != 0)
+        {
+            return new CancellationToken(canceled: true);
+        }
+
+        var made = new CancellationTokenSource();
+        if (Interlocked.CompareExchange(ref source, made, null) is { } other)
+        {
+            made.Dispose();
+            return other.Token;
+        }
+
+        if (Volatile.Read(ref signalled) != 0)
+        {
+            // The signal came while this was being made and may have missed it. Cancelled from the pool, as the
+            // signal's own cancel is: a caller on a reactor thread must not run others' callbacks.
+            ThreadPool.UnsafeQueueUserWorkItem(static s => CancelQuietly(s), made, preferLocal: false);
+        }
+
+        return made.Token;
+    }
+
+    private static void CancelQuietly(CancellationTokenSource? source)
     {
         try
         {
-            _closed.Cancel();
+            source?.Cancel();
         }
         catch (ObjectDisposedException)
         {

@@ -24,6 +24,12 @@ public sealed class ModelEndPoint(IPEndPoint address, string model, string liste
     /// </summary>
     public int? InheritedSocket { get; init; }
 
+    /// <summary>
+    /// The listener's connection pipeline (middleware and handler), set when Kestrel is told about the endpoint:
+    /// the reactor models run it for their connections themselves (<see cref="ConnectionDispatcher"/>).
+    /// </summary>
+    public Microsoft.AspNetCore.Connections.IConnectionBuilder? Connections { get; set; }
+
     /// <summary>The <see cref="ModelTransportFactory.SingleConnection"/> transport: its one connection is over.</summary>
     public Action? OnServed { get; init; }
 

@@ -59,10 +59,10 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
         var threads = options.Models.ReactorThreads > 0 ? options.Models.ReactorThreads : DefaultReactorThreads;
         IConnectionListener listener = model.Model switch
         {
-            "epoll" => new ReactorListener(model, threads, () => new EpollReadiness(edgeTriggered: false), reactor),
-            "epoll-et" => new ReactorListener(model, threads, () => new EpollReadiness(edgeTriggered: true), reactor),
-            "poll" => new ReactorListener(model, threads, () => new PollReadiness(), reactor),
-            "select" => new ReactorListener(model, threads, () => new SelectReadiness(), reactor),
+            "epoll" => new ReactorListener(model, threads, () => new EpollReadiness(edgeTriggered: false), reactor, Dispatcher(model)),
+            "epoll-et" => new ReactorListener(model, threads, () => new EpollReadiness(edgeTriggered: true), reactor, Dispatcher(model)),
+            "poll" => new ReactorListener(model, threads, () => new PollReadiness(), reactor, Dispatcher(model)),
+            "select" => new ReactorListener(model, threads, () => new SelectReadiness(), reactor, Dispatcher(model)),
             "threads" => new BlockingListener(model, oneAtATime: false, BlockingInput, OutputPipe, Threads(), reactor.OnAcceptFailed, reactor.OnRefused),
             "iterative" => new BlockingListener(model, oneAtATime: true, BlockingInput, OutputPipe, Threads(), reactor.OnAcceptFailed, reactor.OnRefused),
             SingleConnection => new SingleConnectionListener(model, BlockingInput, OutputPipe, reactor.OnRefused),
@@ -70,6 +70,15 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
         };
         stopper.Track(listener);
         return ValueTask.FromResult(listener);
+    }
+
+    /// <summary>The reactors run the listener's pipeline themselves: the one Kestrel was given for this endpoint.</summary>
+    private ConnectionDispatcher Dispatcher(ModelEndPoint model)
+    {
+        var pipeline = model.Connections?.Build()
+            ?? throw new InvalidOperationException($"{model.Model} endpoint {model} has no connection pipeline");
+        return new ConnectionDispatcher(pipeline, options.Execution == ExecutionMode.Inline,
+            (connection, e) => LogUnhandled(logger, model.ListenerKey, connection, e));
     }
 
     /// <summary>
@@ -149,6 +158,9 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
 
     [LoggerMessage(EventId = 32, Level = LogLevel.Error, Message = "{Listener}: a reactor step failed; that connection was closed")]
     private static partial void LogFault(ILogger logger, string listener, Exception exception);
+
+    [LoggerMessage(EventId = 34, Level = LogLevel.Error, Message = "{Listener}: connection {ConnectionId} ended with an unhandled exception")]
+    private static partial void LogUnhandled(ILogger logger, string listener, string connectionId, Exception exception);
 
     [LoggerMessage(EventId = 31, Level = LogLevel.Warning, Message = "{Listener}: accept failed ({Error}); retrying in 100 ms")]
     private static partial void LogAcceptFailed(ILogger logger, string listener, string error);

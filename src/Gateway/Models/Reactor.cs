@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Threading.Channels;
 using Gateway.Models.Native;
 using Microsoft.AspNetCore.Connections;
 
@@ -29,12 +28,13 @@ internal sealed class Reactor : IDisposable
     private List<ReactorConnection> _receiveLater = [], _receivingLater = [];
     private int _nextSlot = FirstConnectionToken;
     private FileDescriptor? _listener;
-    private ChannelWriter<ConnectionContext>? _accepted;
+    private Action<ModelConnection>? _accepted;
     private int _wakePending;
     private volatile bool _stopping;
     private long _acceptPausedUntil;
 
-    public Reactor(IReadiness readiness, FileDescriptor listener, ChannelWriter<ConnectionContext> accepted, ReactorOptions options, string name)
+    /// <param name="accepted">Starts a new connection's pipeline (on this reactor's thread).</param>
+    public Reactor(IReadiness readiness, FileDescriptor listener, Action<ModelConnection> accepted, ReactorOptions options, string name)
     {
         _readiness = readiness;
         _options = options;
@@ -61,7 +61,10 @@ internal sealed class Reactor : IDisposable
     /// <summary>Stops accepting: the listen socket is closed on the reactor thread.</summary>
     public void StopListening() => Post(null, ReactorWork.StopListening);
 
-    /// <summary>Ends the thread (after the host has closed every connection) and waits for it.</summary>
+    /// <summary>Aborts every connection this reactor serves (the host is stopping; the drain has had its chance).</summary>
+    public void AbortAll() => Post(null, ReactorWork.AbortAll);
+
+    /// <summary>Ends the thread (after the listener has ended every connection) and waits for it.</summary>
     public void Dispose()
     {
         _stopping = true;
@@ -156,7 +159,7 @@ internal sealed class Reactor : IDisposable
             }
         }
 
-        // The host closed its connections before disposing the listener; whatever is left goes now.
+        // The listener ended its connections before disposing the reactor; whatever is left goes now.
         foreach (var connection in _slots)
         {
             connection?.CloseOnReactor();
@@ -180,6 +183,16 @@ internal sealed class Reactor : IDisposable
                     break;
                 case ReactorWork.Stop:
                     return;
+                case ReactorWork.AbortAll:
+                    foreach (var live in _slots)
+                    {
+                        if (live is not null)
+                        {
+                            Guarded(live, static (c, _) => c.Abort(new ConnectionAbortedException("the server is stopping")), 0);
+                        }
+                    }
+
+                    break;
                 default:
                     if (item.Connection is { } connection)
                     {
@@ -233,10 +246,7 @@ internal sealed class Reactor : IDisposable
 
             connection.Watched = true;
             _slots[token] = connection;
-            if (!_accepted.TryWrite(connection))
-            {
-                connection.Abort(new ConnectionAbortedException("the listener is stopping"));
-            }
+            _accepted(connection);
         }
     }
 
@@ -284,5 +294,6 @@ internal enum ReactorWork
     EndReceive,
     Close,
     StopListening,
+    AbortAll,
     Stop,
 }

@@ -1,21 +1,24 @@
 using System.Net;
-using System.Threading.Channels;
 using Gateway.Models.Native;
 using Microsoft.AspNetCore.Connections;
 
 namespace Gateway.Models;
 
 /// <summary>
-/// Kestrel's view of a reactor model on one address: N reactor threads, each with its own listen socket on
-/// the same port (SO_REUSEPORT: the kernel spreads connections across them), feeding one accept queue.
+/// A reactor model on one address: N reactor threads, each with its own listen socket on the same port
+/// (SO_REUSEPORT: the kernel spreads connections across them). Each reactor starts the listener's pipeline for
+/// what it accepts itself (<see cref="ConnectionDispatcher"/>); Kestrel binds and unbinds the listener, and its
+/// accept loop here only waits for the unbinding.
 /// </summary>
 internal sealed class ReactorListener : IConnectionListener
 {
-    private readonly Channel<ConnectionContext> _accepted = Channel.CreateUnbounded<ConnectionContext>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly TaskCompletionSource _unbound = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ConnectionDispatcher _dispatcher;
     private readonly Reactor[] _reactors;
 
-    public ReactorListener(ModelEndPoint endpoint, int threads, Func<IReadiness> readiness, ReactorOptions options)
+    public ReactorListener(ModelEndPoint endpoint, int threads, Func<IReadiness> readiness, ReactorOptions options, ConnectionDispatcher dispatcher)
     {
+        _dispatcher = dispatcher;
         var reactors = new List<Reactor>(threads);
         try
         {
@@ -29,7 +32,7 @@ internal sealed class ReactorListener : IConnectionListener
                     address = NativeSocket.LocalEndPoint(socket) ?? address;
                 }
 
-                reactors.Add(new Reactor(readiness(), socket, _accepted.Writer, options, $"{endpoint.Model} reactor {i} :{address.Port}"));
+                reactors.Add(new Reactor(readiness(), socket, dispatcher.Start, options, $"{endpoint.Model} reactor {i} :{address.Port}"));
             }
 
             EndPoint = new ModelEndPoint(address, endpoint.Model, endpoint.ListenerKey);
@@ -49,16 +52,11 @@ internal sealed class ReactorListener : IConnectionListener
 
     public EndPoint EndPoint { get; }
 
+    /// <summary>Nothing is handed to Kestrel: its accept loop waits here until the listener is unbound.</summary>
     public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
     {
-        try
-        {
-            return await _accepted.Reader.ReadAsync(cancellationToken);
-        }
-        catch (ChannelClosedException)
-        {
-            return null; // unbound: Kestrel's accept loop ends
-        }
+        await _unbound.Task.WaitAsync(cancellationToken);
+        return null;
     }
 
     public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
@@ -68,18 +66,24 @@ internal sealed class ReactorListener : IConnectionListener
             reactor.StopListening();
         }
 
-        _accepted.Writer.TryComplete();
+        _unbound.TrySetResult();
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>
+    /// The host is stopping (after its drain asked every connection to close): what is still open is aborted and
+    /// waited for, as Kestrel does for the connections it dispatches, and then the reactor threads end.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         await UnbindAsync();
-        while (_accepted.Reader.TryRead(out var never))
+        await _dispatcher.StopAsync(() =>
         {
-            await never.DisposeAsync(); // accepted but never handed to Kestrel
-        }
-
+            foreach (var reactor in _reactors)
+            {
+                reactor.AbortAll();
+            }
+        });
         foreach (var reactor in _reactors)
         {
             reactor.Dispose();
