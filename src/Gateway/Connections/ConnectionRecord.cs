@@ -22,6 +22,8 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
     private readonly GatewayMetrics? _metrics;
     private readonly ITransportTrafficFeature? _traffic;
     private readonly ILogger? _logger;
+    private readonly EndPoint? _remote;
+    private readonly EndPoint? _local;
     private readonly long _connectedTick;
     private long _lastActivityTick;
     private long _bytesIn;
@@ -35,8 +37,8 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
         Number = number;
         Id = id;
         Listener = listener;
-        Remote = Plain(remote)?.ToString() ?? "";
-        Local = Plain(local)?.ToString() ?? "";
+        _remote = remote;
+        _local = local;
         ListenerPort = (local as IPEndPoint)?.Port ?? listener.Port;
         _connection = connection;
         _traffic = connection?.Features.Get<ITransportTrafficFeature>();
@@ -55,9 +57,10 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
 
     public int ListenerPort { get; }
 
-    public string Remote { get; }
+    /// <summary>The client's address and port as shown and filtered; made when asked (an idle connection keeps no strings).</summary>
+    public string Remote => Plain(_remote)?.ToString() ?? "";
 
-    public string Local { get; }
+    public string Local => Plain(_local)?.ToString() ?? "";
 
     public DateTimeOffset ConnectedAt { get; }
 

@@ -1,5 +1,4 @@
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Connections.Features;
 
 namespace Gateway.Models;
 
@@ -27,7 +26,6 @@ internal sealed class ConnectionDispatcher(ConnectionDelegate pipeline, bool inl
     public void Start(ModelConnection connection)
     {
         Interlocked.Increment(ref _live);
-        connection.Features.Set<IConnectionLifetimeNotificationFeature>(connection);
         if (inline)
         {
             _ = ServeAsync(connection);

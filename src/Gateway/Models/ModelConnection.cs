@@ -30,8 +30,18 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
     private CancellationTokenSource? _closed;
     private CancellationTokenSource? _closeRequested;
     private int _closeRequestedSignalled;
-    private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly CompactFeatureCollection _features = new();
+    private LazySignal _finished;
+    /// <summary>
+    /// The features this object is. The close request is answered here when <see cref="ConnectionDispatcher"/> runs
+    /// the connection; Kestrel's dispatch (the blocking models) sets its own over it.
+    /// </summary>
+    private static readonly Type[] OwnFeatures =
+    [
+        typeof(IConnectionIdFeature), typeof(IConnectionTransportFeature), typeof(IConnectionEndPointFeature),
+        typeof(IConnectionLifetimeFeature), typeof(IConnectionLifetimeNotificationFeature), typeof(ITransportTrafficFeature),
+    ];
+
+    private readonly CompactFeatureCollection _features;
     private IDictionary<object, object?>? _items;
     private volatile ConnectionAbortedException? _abortReason;
     private int _sendEnded;
@@ -51,11 +61,7 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         RemoteEndPoint = NativeSocket.RemoteEndPoint(socket);
         Input = new Pipe(input);
         Transport = new DuplexPipe(Input.Reader, output(this));
-        _features.Set<IConnectionIdFeature>(this);
-        _features.Set<IConnectionTransportFeature>(this);
-        _features.Set<IConnectionEndPointFeature>(this);
-        _features.Set<IConnectionLifetimeFeature>(this);
-        _features.Set<ITransportTrafficFeature>(this);
+        _features = new CompactFeatureCollection(this, OwnFeatures);
     }
 
     /// <summary>Distinguishes these ids from Kestrel's own, which share the registry.</summary>
@@ -116,7 +122,7 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
     public long LastActivityTick => Volatile.Read(ref _lastActivityTick);
 
     /// <summary>Completes once both directions have ended.</summary>
-    protected Task Finished => _finished.Task;
+    protected Task Finished => _finished.WaitAsync();
 
     public override void Abort(ConnectionAbortedException abortReason)
     {
@@ -289,7 +295,7 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
     {
         if (Interlocked.Increment(ref _directionsEnded) == 2)
         {
-            _finished.TrySetResult();
+            _finished.Set();
             SignalClosed();
         }
     }

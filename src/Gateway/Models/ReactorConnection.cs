@@ -45,8 +45,8 @@ internal sealed class ReactorConnection : ModelConnection, ISocketSender
     private readonly Reactor _reactor;
     private readonly ReactorOptions _options;
     private readonly SocketOutput _output;
-    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Action _resumeReceive;
+    private LazySignal _closed;
+    private Action? _resumeReceive;
     private ValueTask<FlushResult> _pendingFlush;
 
     // Reactor-thread state.
@@ -64,7 +64,6 @@ internal sealed class ReactorConnection : ModelConnection, ISocketSender
         _options = options;
         _readBytes = options.ReadBytes;
         Token = token;
-        _resumeReceive = () => _reactor.Post(this, ReactorWork.ResumeReceive);
     }
 
     /// <summary>The reactor's slot for this connection.</summary>
@@ -141,7 +140,7 @@ internal sealed class ReactorConnection : ModelConnection, ISocketSender
         _output.Stop(new ConnectionAbortedException("the listener stopped"));
         _reactor.Release(this);
         Socket.Dispose();
-        _closed.TrySetResult();
+        _closed.Set();
     }
 
     protected override void OnAborted() => _reactor.Post(this, ReactorWork.EndReceive);
@@ -153,7 +152,7 @@ internal sealed class ReactorConnection : ModelConnection, ISocketSender
     protected override async ValueTask CloseAsync()
     {
         _reactor.Post(this, ReactorWork.Close);
-        await _closed.Task;
+        await _closed.WaitAsync();
     }
 
     NativeResult ISocketSender.Send(in ReadOnlySequence<byte> buffer) => SendNow(buffer, 0);
@@ -202,7 +201,8 @@ internal sealed class ReactorConnection : ModelConnection, ISocketSender
                     _receivePaused = true;
                     UpdateInterest();
                     _pendingFlush = flush;
-                    flush.GetAwaiter().UnsafeOnCompleted(_resumeReceive);
+                    // Made at the first pause: most connections never fill their input.
+                    flush.GetAwaiter().UnsafeOnCompleted(_resumeReceive ??= () => _reactor.Post(this, ReactorWork.ResumeReceive));
                     return;
                 }
 
