@@ -242,7 +242,11 @@ public sealed partial class GatewayListeners(IReadOnlyList<ListenerEndpoint> end
                 kestrel.Listen(model, options =>
                 {
                     configure(options);
-                    model.Connections = options;
+                    // Kestrel's TLS middleware needs Kestrel's own dispatch (it requires a feature only that sets).
+                    if (!(endpoint.Tls && endpoint.Protocol is ListenerProtocol.Echo or ListenerProtocol.Rpc))
+                    {
+                        model.Connections = options;
+                    }
                 });
             }
         }

@@ -10,9 +10,9 @@ using Microsoft.AspNetCore.Http.Features;
 namespace Gateway.Models;
 
 /// <summary>
-/// A connection of an in-process model as Kestrel sees it: a socket descriptor behind a duplex pipe. The model
-/// fills <see cref="Input"/>'s writer from the socket (however it learns that bytes arrived) and sends what the
-/// application writes to the output it supplies. The connection is over when both directions are: then the
+/// A connection of an in-process model as Kestrel sees it: a socket descriptor behind a duplex pipe, which is this
+/// object itself. The model supplies the application's reader, which it fills from the socket (however it learns
+/// that bytes arrived), and its writer, whose bytes it sends. The connection is over when both directions are: then the
 /// model may close the descriptor.
 /// </summary>
 /// <remarks>
@@ -20,7 +20,7 @@ namespace Gateway.Models;
 /// ends (the peer's FIN or reset), a send fails, or the host aborts. A handler busy with a long request learns
 /// from it that its client has gone, on every model alike.
 /// </remarks>
-internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeature, IConnectionTransportFeature,
+internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConnectionIdFeature, IConnectionTransportFeature,
     IConnectionEndPointFeature, IConnectionLifetimeFeature, IConnectionLifetimeNotificationFeature, ITransportTrafficFeature
 {
     private static long s_lastId;
@@ -52,15 +52,14 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
     private long _bytesSent;
     private long _lastActivityTick = Environment.TickCount64;
 
-    /// <param name="output">The application's side of the output, which the model sends from.</param>
-    protected ModelConnection(FileDescriptor socket, PipeOptions input, Func<ModelConnection, PipeWriter> output)
+    private IDuplexPipe? _transport; // what the middleware put in place of this one, if anything
+
+    protected ModelConnection(FileDescriptor socket)
     {
         Socket = socket;
         ConnectionId = $"{ModelConnectionIdPrefix}{Interlocked.Increment(ref s_lastId):X8}";
         LocalEndPoint = NativeSocket.LocalEndPoint(socket);
         RemoteEndPoint = NativeSocket.RemoteEndPoint(socket);
-        Input = new Pipe(input);
-        Transport = new DuplexPipe(Input.Reader, output(this));
         _features = new CompactFeatureCollection(this, OwnFeatures);
     }
 
@@ -68,9 +67,6 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
     private const string ModelConnectionIdPrefix = "m";
 
     public FileDescriptor Socket { get; }
-
-    /// <summary>Socket → application.</summary>
-    protected Pipe Input { get; }
 
     /// <summary>Why the host aborted the connection, if it did.</summary>
     protected ConnectionAbortedException? AbortReason => _abortReason;
@@ -85,7 +81,21 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         set => _items = value;
     }
 
-    public override IDuplexPipe Transport { get; set; }
+    public override IDuplexPipe Transport
+    {
+        get => _transport ?? this;
+        set => _transport = ReferenceEquals(value, this) ? null : value;
+    }
+
+    PipeReader IDuplexPipe.Input => ApplicationInput;
+
+    PipeWriter IDuplexPipe.Output => ApplicationOutput;
+
+    /// <summary>The application's side of the input, which the model fills.</summary>
+    protected abstract PipeReader ApplicationInput { get; }
+
+    /// <summary>The application's side of the output, which the model sends from.</summary>
+    protected abstract PipeWriter ApplicationOutput { get; }
 
     public override EndPoint? LocalEndPoint { get; set; }
 
@@ -136,8 +146,8 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
     /// <summary>Kestrel disposes the connection once its handler returned: let the output drain, then close.</summary>
     public override async ValueTask DisposeAsync()
     {
-        Transport.Input.Complete();
-        Transport.Output.Complete();
+        ApplicationInput.Complete();
+        ApplicationOutput.Complete();
         await Finished;
         await CloseAsync();
         _closed?.Dispose();
@@ -164,6 +174,9 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
     {
     }
 
+    /// <summary>The receive direction is over: the application's reader sees the end, or <paramref name="error"/>.</summary>
+    protected abstract void CompleteInput(Exception? error);
+
     /// <summary>The model removes the descriptor from whatever watches it and closes it.</summary>
     protected abstract ValueTask CloseAsync();
 
@@ -177,7 +190,7 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
     /// <summary>The receive direction ended: end of stream, reset, or abort.</summary>
     protected void ReceiveEnded(Exception? error)
     {
-        Input.Writer.Complete(_abortReason ?? error);
+        CompleteInput(_abortReason ?? error);
         if (Interlocked.Exchange(ref _receiveEnded, 1) == 0)
         {
             if (error is not null)
@@ -365,12 +378,5 @@ internal abstract class ModelConnection : ConnectionContext, IConnectionIdFeatur
         public const int Length = 16;
 
         private MemoryHandle _first;
-    }
-
-    private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
-    {
-        public PipeReader Input { get; } = input;
-
-        public PipeWriter Output { get; } = output;
     }
 }

@@ -25,8 +25,9 @@ public sealed class ModelEndPoint(IPEndPoint address, string model, string liste
     public int? InheritedSocket { get; init; }
 
     /// <summary>
-    /// The listener's connection pipeline (middleware and handler), set when Kestrel is told about the endpoint:
-    /// the reactor models run it for their connections themselves (<see cref="ConnectionDispatcher"/>).
+    /// The listener's connection pipeline (middleware and handler), set when Kestrel is told about the endpoint
+    /// and the pipeline may run outside Kestrel's dispatch: the reactor models then run it for their connections
+    /// themselves (<see cref="ConnectionDispatcher"/>); otherwise they hand their connections to Kestrel.
     /// </summary>
     public Microsoft.AspNetCore.Connections.IConnectionBuilder? Connections { get; set; }
 

@@ -51,7 +51,8 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
         var stats = listeners.Stats.First(s => s.Endpoint.Key == model.ListenerKey);
         var reactor = new ReactorOptions
         {
-            Input = InputPipe(options.Execution == ExecutionMode.Inline ? PipeScheduler.Inline : PipeScheduler.ThreadPool),
+            InputPauseBytes = InputPauseBytes,
+            Inline = options.Execution == ExecutionMode.Inline,
             OnRefused = (remote, refusal, detail) => Refused(stats, remote, refusal, detail),
             OnAcceptFailed = e => LogAcceptFailed(logger, model.ListenerKey, e.Message),
             OnFault = e => LogFault(logger, model.ListenerKey, e),
@@ -72,34 +73,28 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
         return ValueTask.FromResult(listener);
     }
 
-    /// <summary>The reactors run the listener's pipeline themselves: the one Kestrel was given for this endpoint.</summary>
-    private ConnectionDispatcher Dispatcher(ModelEndPoint model)
-    {
-        var pipeline = model.Connections?.Build()
-            ?? throw new InvalidOperationException($"{model.Model} endpoint {model} has no connection pipeline");
-        return new ConnectionDispatcher(pipeline, options.Execution == ExecutionMode.Inline,
-            (connection, e) => LogUnhandled(logger, model.ListenerKey, connection, e));
-    }
+    /// <summary>
+    /// The reactors run the listener's pipeline themselves, the one Kestrel was given for this endpoint, when it
+    /// may run outside Kestrel's dispatch; null when not (Kestrel's TLS middleware), and Kestrel dispatches.
+    /// </summary>
+    private ConnectionDispatcher? Dispatcher(ModelEndPoint model) =>
+        model.Connections?.Build() is { } pipeline
+            ? new ConnectionDispatcher(pipeline, options.Execution == ExecutionMode.Inline, (connection, e) => LogUnhandled(logger, model.ListenerKey, connection, e))
+            : null;
 
     /// <summary>
-    /// The input pipe pauses the socket at this many unread bytes: a whole largest frame plus its header must
-    /// fit, or a frame of exactly MaxFrameBytes could never complete (as for Kestrel's sockets).
-    /// <paramref name="reader"/> is where the handler resumes when bytes arrive: inline, on the reactor thread
-    /// that read them (<see cref="ExecutionMode.Inline"/>), or on the thread pool.
+    /// The input pauses the socket at this many unread bytes: a whole largest frame plus its header must fit, or
+    /// a frame of exactly MaxFrameBytes could never complete (as for Kestrel's sockets); it resumes at half.
     /// </summary>
-    private PipeOptions InputPipe(PipeScheduler reader)
-    {
-        long pause = Math.Max(1024 * 1024, options.Limits.MaxFrameBytes + 64 * 1024);
-        return new PipeOptions(MemoryPool<byte>.Shared, readerScheduler: reader, writerScheduler: PipeScheduler.Inline,
-            pauseWriterThreshold: pause, resumeWriterThreshold: pause / 2, useSynchronizationContext: false);
-    }
+    private long InputPauseBytes => Math.Max(1024 * 1024, options.Limits.MaxFrameBytes + 64 * 1024);
 
     /// <summary>
-    /// The blocking models' handlers stay on the thread pool in either execution mode: their design is a receive
-    /// thread and a send thread per connection with the handler between them on the pool, as measured in the
-    /// comparison.
+    /// The blocking models' input pipe. Their handlers stay on the thread pool in either execution mode: their
+    /// design is a receive thread and a send thread per connection with the handler between them on the pool, as
+    /// measured in the comparison.
     /// </summary>
-    private PipeOptions BlockingInput => InputPipe(PipeScheduler.ThreadPool);
+    private PipeOptions BlockingInput => new(MemoryPool<byte>.Shared, readerScheduler: PipeScheduler.ThreadPool, writerScheduler: PipeScheduler.Inline,
+        pauseWriterThreshold: InputPauseBytes, resumeWriterThreshold: InputPauseBytes / 2, useSynchronizationContext: false);
 
     /// <summary>
     /// The blocking models' output: their send thread waits on its reader; a writer held up by a slow client

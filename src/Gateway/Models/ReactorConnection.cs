@@ -9,7 +9,11 @@ namespace Gateway.Models;
 /// <summary>What every connection of one reactor listener shares.</summary>
 internal sealed class ReactorOptions
 {
-    public required PipeOptions Input { get; init; }
+    /// <summary>The input pauses the socket at this many unconsumed bytes (<see cref="SocketInput"/>).</summary>
+    public required long InputPauseBytes { get; init; }
+
+    /// <summary>Whether the application resumes on the reactor thread that read its bytes (Gateway:Execution inline).</summary>
+    public required bool Inline { get; init; }
 
     /// <summary>
     /// How many bytes a connection's first read asks the input pipe for. A connection whose reads keep filling
@@ -34,20 +38,19 @@ internal sealed class ReactorOptions
 }
 
 /// <summary>
-/// A connection served by a <see cref="Reactor"/>. Its receive side runs on the reactor thread only; its send
-/// side is a <see cref="SocketOutput"/>: the thread that flushes sends, and the reactor watches for writability
+/// A connection served by a <see cref="Reactor"/>. Its receive side runs on the reactor thread only, into a
+/// <see cref="SocketInput"/>; its send side is a <see cref="SocketOutput"/>: the thread that flushes sends, and the reactor watches for writability
 /// only when a non-blocking send hit EAGAIN. Edge-triggered reactors watch reads and writes from the start and
-/// must read until the socket is drained, also when a paused pipe resumes (no new edge comes for bytes already
+/// must read until the socket is drained, also when a paused input resumes (no new edge comes for bytes already
 /// there).
 /// </summary>
-internal sealed class ReactorConnection : ModelConnection, ISocketSender
+internal sealed class ReactorConnection : ModelConnection, ISocketSender, ISocketReceiver
 {
     private readonly Reactor _reactor;
     private readonly ReactorOptions _options;
+    private readonly SocketInput _input;
     private readonly SocketOutput _output;
     private LazySignal _closed;
-    private Action? _resumeReceive;
-    private ValueTask<FlushResult> _pendingFlush;
 
     // Reactor-thread state.
     private bool _receivePaused;
@@ -57,9 +60,10 @@ internal sealed class ReactorConnection : ModelConnection, ISocketSender
     private bool _isClosed;
 
     public ReactorConnection(Reactor reactor, FileDescriptor socket, int token, ReactorOptions options)
-        : base(socket, options.Input, static connection => new SocketOutput((ReactorConnection)connection))
+        : base(socket)
     {
-        _output = (SocketOutput)Transport.Output;
+        _input = new SocketInput(this, options.InputPauseBytes, options.Inline);
+        _output = new SocketOutput(this);
         _reactor = reactor;
         _options = options;
         _readBytes = options.ReadBytes;
@@ -143,6 +147,12 @@ internal sealed class ReactorConnection : ModelConnection, ISocketSender
         _closed.Set();
     }
 
+    protected override PipeReader ApplicationInput => _input;
+
+    protected override PipeWriter ApplicationOutput => _output;
+
+    protected override void CompleteInput(Exception? error) => _input.CompleteWriter(error);
+
     protected override void OnAborted() => _reactor.Post(this, ReactorWork.EndReceive);
 
     protected override void StopSending() => _output.Stop(AbortReason);
@@ -169,6 +179,8 @@ internal sealed class ReactorConnection : ModelConnection, ISocketSender
 
     void ISocketSender.SendEnded(Exception? error, bool fin) => SendEnded(error, fin);
 
+    void ISocketReceiver.ResumeReceive() => _reactor.Post(this, ReactorWork.ResumeReceive);
+
     /// <summary>An edge-triggered connection that stopped at its read budget reads on (reactor thread).</summary>
     public void ReceiveMore()
     {
@@ -183,30 +195,22 @@ internal sealed class ReactorConnection : ModelConnection, ISocketSender
         var budget = _options.MaxReadBytes;
         while (true)
         {
-            var memory = Input.Writer.GetMemory(_readBytes);
+            var memory = _input.GetMemory(_readBytes);
             var result = Libc.Receive(Socket, memory.Span, 0);
             if (result.Ok && result.Value > 0)
             {
                 _readBytes = result.Value >= _readBytes ? Math.Min(_readBytes * 2, _options.MaxReadBytes)
                     : result.Value < _readBytes / 4 ? Math.Max(_readBytes / 2, _options.ReadBytes) : _readBytes;
-                Input.Writer.Advance((int)result.Value);
                 CountReceived((int)result.Value);
-                // Kept in a field when it does not complete at once, and observed once when it does (ResumeReceive).
-#pragma warning disable CA2012
-                var flush = Input.Writer.FlushAsync();
-#pragma warning restore CA2012
-                if (!flush.IsCompletedSuccessfully)
+                if (!_input.Publish((int)result.Value))
                 {
                     // The application has not caught up: stop reading until it has (backpressure).
                     _receivePaused = true;
                     UpdateInterest();
-                    _pendingFlush = flush;
-                    // Made at the first pause: most connections never fill their input.
-                    flush.GetAwaiter().UnsafeOnCompleted(_resumeReceive ??= () => _reactor.Post(this, ReactorWork.ResumeReceive));
                     return;
                 }
 
-                if (flush.Result.IsCompleted)
+                if (_input.ReaderCompleted)
                 {
                     EndReceive(null); // the application stopped reading
                     return;
@@ -231,6 +235,7 @@ internal sealed class ReactorConnection : ModelConnection, ISocketSender
                 continue;
             }
 
+            _input.Publish(0); // nothing arrived: the memory goes back
             if (result.Ok)
             {
                 EndReceive(null); // end of stream
@@ -269,27 +274,12 @@ internal sealed class ReactorConnection : ModelConnection, ISocketSender
         }
 
         _receivePaused = false;
-        var flush = _pendingFlush;
-        _pendingFlush = default;
-        bool readerDone;
-        try
-        {
-            // Called by the flush's own completion, so it has completed; observing it also releases it.
-#pragma warning disable CA2012
-            readerDone = flush.GetAwaiter().GetResult().IsCompleted;
-#pragma warning restore CA2012
-        }
-        catch (InvalidOperationException)
-        {
-            readerDone = true; // the pipe was completed under the flush
-        }
-
         if (_receiveDone)
         {
             return;
         }
 
-        if (readerDone)
+        if (_input.ReaderCompleted)
         {
             EndReceive(null);
             return;

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Threading.Channels;
 using Gateway.Models.Native;
 using Microsoft.AspNetCore.Connections;
 
@@ -6,19 +7,37 @@ namespace Gateway.Models;
 
 /// <summary>
 /// A reactor model on one address: N reactor threads, each with its own listen socket on the same port
-/// (SO_REUSEPORT: the kernel spreads connections across them). Each reactor starts the listener's pipeline for
-/// what it accepts itself (<see cref="ConnectionDispatcher"/>); Kestrel binds and unbinds the listener, and its
-/// accept loop here only waits for the unbinding.
+/// (SO_REUSEPORT: the kernel spreads connections across them). With a <see cref="ConnectionDispatcher"/>, each
+/// reactor starts the listener's pipeline for what it accepts itself, and Kestrel's accept loop here only waits
+/// for the unbinding; without one, the reactors feed one accept queue that Kestrel takes its connections from.
 /// </summary>
 internal sealed class ReactorListener : IConnectionListener
 {
     private readonly TaskCompletionSource _unbound = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly ConnectionDispatcher _dispatcher;
+    private readonly Channel<ConnectionContext>? _accepted;
+    private readonly ConnectionDispatcher? _dispatcher;
     private readonly Reactor[] _reactors;
 
-    public ReactorListener(ModelEndPoint endpoint, int threads, Func<IReadiness> readiness, ReactorOptions options, ConnectionDispatcher dispatcher)
+    public ReactorListener(ModelEndPoint endpoint, int threads, Func<IReadiness> readiness, ReactorOptions options, ConnectionDispatcher? dispatcher)
     {
         _dispatcher = dispatcher;
+        Action<ModelConnection> accepted;
+        if (dispatcher is not null)
+        {
+            accepted = dispatcher.Start;
+        }
+        else
+        {
+            var queue = _accepted = Channel.CreateUnbounded<ConnectionContext>(new UnboundedChannelOptions { SingleReader = true });
+            accepted = connection =>
+            {
+                if (!queue.Writer.TryWrite(connection))
+                {
+                    connection.Abort(new ConnectionAbortedException("the listener is stopping"));
+                }
+            };
+        }
+
         var reactors = new List<Reactor>(threads);
         try
         {
@@ -32,7 +51,7 @@ internal sealed class ReactorListener : IConnectionListener
                     address = NativeSocket.LocalEndPoint(socket) ?? address;
                 }
 
-                reactors.Add(new Reactor(readiness(), socket, dispatcher.Start, options, $"{endpoint.Model} reactor {i} :{address.Port}"));
+                reactors.Add(new Reactor(readiness(), socket, accepted, options, $"{endpoint.Model} reactor {i} :{address.Port}"));
             }
 
             EndPoint = new ModelEndPoint(address, endpoint.Model, endpoint.ListenerKey);
@@ -52,11 +71,23 @@ internal sealed class ReactorListener : IConnectionListener
 
     public EndPoint EndPoint { get; }
 
-    /// <summary>Nothing is handed to Kestrel: its accept loop waits here until the listener is unbound.</summary>
+    /// <summary>The next connection for Kestrel to dispatch; with a dispatcher, none: the wait ends with the unbinding.</summary>
     public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
     {
-        await _unbound.Task.WaitAsync(cancellationToken);
-        return null;
+        if (_accepted is null)
+        {
+            await _unbound.Task.WaitAsync(cancellationToken);
+            return null;
+        }
+
+        try
+        {
+            return await _accepted.Reader.ReadAsync(cancellationToken);
+        }
+        catch (ChannelClosedException)
+        {
+            return null; // unbound: Kestrel's accept loop ends
+        }
     }
 
     public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
@@ -67,23 +98,37 @@ internal sealed class ReactorListener : IConnectionListener
         }
 
         _unbound.TrySetResult();
+        _accepted?.Writer.TryComplete();
         return ValueTask.CompletedTask;
     }
 
     /// <summary>
-    /// The host is stopping (after its drain asked every connection to close): what is still open is aborted and
-    /// waited for, as Kestrel does for the connections it dispatches, and then the reactor threads end.
+    /// The host is stopping (after its drain asked every connection to close): what the dispatcher runs and is
+    /// still open is aborted and waited for, as Kestrel does for the connections it dispatches (it has done so
+    /// for its own by now), and then the reactor threads end.
     /// </summary>
     public async ValueTask DisposeAsync()
     {
         await UnbindAsync();
-        await _dispatcher.StopAsync(() =>
+        if (_accepted is not null)
         {
-            foreach (var reactor in _reactors)
+            while (_accepted.Reader.TryRead(out var never))
             {
-                reactor.AbortAll();
+                await never.DisposeAsync(); // accepted but never handed to Kestrel
             }
-        });
+        }
+
+        if (_dispatcher is not null)
+        {
+            await _dispatcher.StopAsync(() =>
+            {
+                foreach (var reactor in _reactors)
+                {
+                    reactor.AbortAll();
+                }
+            });
+        }
+
         foreach (var reactor in _reactors)
         {
             reactor.Dispose();

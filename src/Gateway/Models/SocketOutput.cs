@@ -53,12 +53,11 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
     private CancellationTokenRegistration _flushCancellation;
 
     // Unsent bytes run from (_head, _headStart) to (_committed, _committedEnd); the writer appends after that, in _tail.
-    private Segment? _head;
+    private BufferSegment? _head;
     private int _headStart;
-    private Segment? _committed;
+    private BufferSegment? _committed;
     private int _committedEnd;
-    private Segment? _tail;
-    private Segment? _spare;
+    private BufferSegment? _tail;
     private long _unsent;
     private long _unflushed;
 
@@ -296,7 +295,7 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
     }
 
     /// <summary>The tail with room for <paramref name="sizeHint"/> bytes (the writer's thread).</summary>
-    private Segment Writable(int sizeHint)
+    private BufferSegment Writable(int sizeHint)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(sizeHint);
         if (_writerCompleted)
@@ -319,9 +318,7 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
 
     private void Append(int bytes)
     {
-        var segment = _spare ?? new Segment();
-        _spare = null;
-        segment.Rent(bytes, _tail is null ? 0 : _tail.RunningIndex + _tail.End);
+        var segment = BufferSegment.Rent(bytes, _tail is null ? 0 : _tail.RunningIndex + _tail.End);
         if (_tail is null)
         {
             _head = segment;
@@ -338,7 +335,7 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
     private void RemoveHead()
     {
         var head = _head!;
-        _head = (Segment?)head.Next;
+        _head = head.NextSegment;
         _headStart = 0;
         if (_committed == head)
         {
@@ -352,7 +349,6 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
         }
 
         head.Return();
-        _spare = head;
     }
 
     /// <summary>Cleanly done: the writer completed and everything is sent (lock held).</summary>
@@ -430,47 +426,6 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
                 _flushCancellation = default; // disposing it from its own callback would wait for the callback
                 _flush.SetException(new OperationCanceledException(token));
             }
-        }
-    }
-
-    /// <summary>One rented buffer in the chain of unsent and unwritten bytes.</summary>
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        private byte[] _array = [];
-
-        /// <summary>Where the written bytes end.</summary>
-        public int End { get; private set; }
-
-        public int Free => _array.Length - End;
-
-        public Memory<byte> FreeMemory => _array.AsMemory(End);
-
-        public Span<byte> FreeSpan => _array.AsSpan(End);
-
-        public void Rent(int bytes, long runningIndex)
-        {
-            _array = ArrayPool<byte>.Shared.Rent(bytes);
-            End = 0;
-            Memory = ReadOnlyMemory<byte>.Empty;
-            RunningIndex = runningIndex;
-            Next = null;
-        }
-
-        public void Grow(int bytes)
-        {
-            End += bytes;
-            Memory = _array.AsMemory(0, End);
-        }
-
-        public void Link(Segment next) => Next = next;
-
-        public void Return()
-        {
-            ArrayPool<byte>.Shared.Return(_array);
-            _array = [];
-            End = 0;
-            Memory = ReadOnlyMemory<byte>.Empty;
-            Next = null;
         }
     }
 }

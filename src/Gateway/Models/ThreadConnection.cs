@@ -24,16 +24,20 @@ internal sealed class ThreadConnection : ModelConnection
 
     /// <param name="threads">Where <see cref="ThreadsPerConnection"/> threads were taken for this connection; each is given back as its thread ends.</param>
     public ThreadConnection(FileDescriptor socket, PipeOptions input, PipeOptions output, ThreadBudget threads)
-        : this(socket, input, new Pipe(output), threads)
+        : this(socket, new Pipe(input), new Pipe(output), threads)
     {
     }
 
-    private ThreadConnection(FileDescriptor socket, PipeOptions input, Pipe output, ThreadBudget threads)
-        : base(socket, input, _ => output.Writer)
+    private ThreadConnection(FileDescriptor socket, Pipe input, Pipe output, ThreadBudget threads)
+        : base(socket)
     {
+        Input = input;
         Output = output;
         _threads = threads;
     }
+
+    /// <summary>The receive thread → application.</summary>
+    private Pipe Input { get; }
 
     /// <summary>Application → the send thread.</summary>
     private Pipe Output { get; }
@@ -96,6 +100,12 @@ internal sealed class ThreadConnection : ModelConnection
             _threads.Return();
         }
     }
+
+    protected override PipeReader ApplicationInput => Input.Reader;
+
+    protected override PipeWriter ApplicationOutput => Output.Writer;
+
+    protected override void CompleteInput(Exception? error) => Input.Writer.Complete(error);
 
     protected override void OnSendEnded() => Shutdown(Libc.ShutRd); // wakes the receive thread if it still waits
 
