@@ -30,8 +30,8 @@ internal interface ISocketReceiver
 /// </para>
 /// <para>
 /// A waiting read resumes inline, on the thread that published the bytes (the reactor: run to completion), or on
-/// the thread pool, as <see cref="ExecutionMode"/> says. Past <see cref="PauseBytes"/> unconsumed bytes the
-/// reactor stops reading the socket (backpressure) until the application is below <see cref="ResumeBytes"/>.
+/// the thread pool, as <see cref="ExecutionMode"/> says. Past the pause threshold of unconsumed bytes the
+/// reactor stops reading the socket (backpressure) until the application is below half of that.
 /// </para>
 /// </remarks>
 internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
@@ -65,10 +65,8 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
         _read.RunContinuationsAsynchronously = !inline;
     }
 
-    public long PauseBytes => _pauseBytes;
-
     /// <summary>Half the pause threshold, as the pipe this replaces.</summary>
-    public long ResumeBytes => _pauseBytes / 2;
+    private long ResumeBytes => _pauseBytes / 2;
 
     /// <summary>The application completed its reader: what arrives is of no use (the reactor ends the receive side).</summary>
     public bool ReaderCompleted
