@@ -37,7 +37,8 @@ internal interface ISocketSender
 /// The writer side (GetMemory, Advance, FlushAsync, Complete) is used by one thread at a time, as any
 /// <see cref="PipeWriter"/>; the reactor's <see cref="OnWritable"/> and the host's <see cref="Stop"/> may run
 /// beside it. GetMemory and Advance take no lock (a reply is many small writes): they touch only the tail
-/// segment, which nothing but the writer ever frees. Everything else holds <see cref="_sync"/>; a send is
+/// segment, which nothing but the writer ever frees. Everything else holds the object's monitor (it is private to
+/// the reactor connection: no lock object per connection); a send is
 /// non-blocking and short, so it is made under that lock too: there is never more than one sender.
 /// </remarks>
 internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
@@ -47,7 +48,6 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
 
     private const int SegmentBytes = 4096;
 
-    private readonly Lock _sync = new();
     private readonly ISocketSender _sender;
     private ManualResetValueTaskSourceCore<FlushResult> _flush = new() { RunContinuationsAsynchronously = true };
     private CancellationTokenRegistration _flushCancellation;
@@ -91,7 +91,7 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
 
     public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
     {
-        lock (_sync)
+        lock (this)
         {
             Commit();
             if (_ended)
@@ -140,7 +140,7 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
 
     public override void CancelPendingFlush()
     {
-        lock (_sync)
+        lock (this)
         {
             if (_flushPending)
             {
@@ -159,7 +159,7 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
     /// </summary>
     public override void Complete(Exception? exception = null)
     {
-        lock (_sync)
+        lock (this)
         {
             if (_writerCompleted)
             {
@@ -187,7 +187,7 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
     /// <summary>The socket takes bytes again (reactor thread): send what waited, and let a held-up writer go on.</summary>
     public void OnWritable()
     {
-        lock (_sync)
+        lock (this)
         {
             if (!_waitingWritable || _ended)
             {
@@ -211,7 +211,7 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
     /// </summary>
     public void Stop(Exception? reason)
     {
-        lock (_sync)
+        lock (this)
         {
             if (!_ended)
             {
@@ -309,7 +309,7 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
             return tail;
         }
 
-        lock (_sync)
+        lock (this)
         {
             Append(Math.Max(wanted, SegmentBytes));
             return _tail!;
@@ -418,7 +418,7 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
 
     private void CancelFlush(CancellationToken token)
     {
-        lock (_sync)
+        lock (this)
         {
             if (_flushPending)
             {
