@@ -263,6 +263,29 @@ public class FramingTests
     }
 
     [Fact]
+    public async Task AnExpiredIdleTimeoutWakesTheReadAndTheFlushItWasGivenWithoutAToken()
+    {
+        var input = new Pipe();
+        using var idle = new IdleTimeout(TimeSpan.FromMilliseconds(50), input.Reader);
+        idle.Arm();
+        var read = await input.Reader.ReadAsync().AsTask().WaitAsync(Patience);
+        Assert.True(read.IsCanceled);
+        Assert.True(idle.HasExpired);
+        Assert.Throws<OperationCanceledException>(idle.ThrowIfExpired);
+        Assert.True(idle.Token.IsCancellationRequested); // a token asked for after the expiry is cancelled too
+
+        // A flush held up by a reader that does not read: expiry wakes it.
+        var held = new Pipe(new PipeOptions(pauseWriterThreshold: 4, resumeWriterThreshold: 2));
+        using var flushing = new IdleTimeout(TimeSpan.FromMilliseconds(50), output: held.Writer);
+        flushing.Arm();
+        held.Writer.Write(new byte[8]);
+        var flush = held.Writer.FlushAsync();
+        Assert.False(flush.IsCompleted);
+        Assert.True((await flush.AsTask().WaitAsync(Patience)).IsCanceled);
+        Assert.True(flushing.HasExpired);
+    }
+
+    [Fact]
     public async Task AFrameInProgressBelowTheMinimumRateEndsTooSlowWithTheBytesSoFar()
     {
         var pipe = new Pipe();

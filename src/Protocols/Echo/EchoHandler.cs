@@ -16,7 +16,8 @@ public sealed class EchoHandler(ProtocolLimits limits) : ConnectionHandler
         ArgumentNullException.ThrowIfNull(connection);
         var input = connection.Transport.Input;
         var output = connection.Transport.Output;
-        using var idle = new IdleTimeout(limits.IdleTimeout);
+        // Expiry wakes the read or the flush: a client that stops reading for the idle period is closed too.
+        using var idle = new IdleTimeout(limits.IdleTimeout, input, output);
         // Graceful close (shutdown, admin): stop waiting for input, send back what was read, return.
         using var wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection);
 
@@ -24,9 +25,9 @@ public sealed class EchoHandler(ProtocolLimits limits) : ConnectionHandler
         {
             while (true)
             {
-                // The same token bounds the flush: a client that stops reading for the idle period is closed too.
                 idle.Arm();
-                var read = await input.ReadAsync(idle.Token);
+                var read = await input.ReadAsync();
+                idle.ThrowIfExpired();
                 var buffer = read.Buffer;
                 foreach (var segment in buffer)
                 {
@@ -34,7 +35,8 @@ public sealed class EchoHandler(ProtocolLimits limits) : ConnectionHandler
                 }
 
                 input.AdvanceTo(buffer.End);
-                var flush = await output.FlushAsync(idle.Token);
+                var flush = await output.FlushAsync();
+                idle.ThrowIfExpired();
                 if (read.IsCompleted || read.IsCanceled || flush.IsCompleted)
                 {
                     break;

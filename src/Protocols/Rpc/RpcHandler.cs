@@ -27,7 +27,8 @@ public sealed class RpcHandler(ProtocolLimits limits, CpuSlots? cpu = null) : Co
         var input = connection.Transport.Input;
         var frames = limits.Reader(input, limits.MaxFrameBytes);
         using var replies = new RpcReplyWriter(connection.Transport.Output);
-        using var idle = new IdleTimeout(limits.IdleTimeout);
+        // Expiry wakes the read or the flush it bounds (no token per connection: see IdleTimeout).
+        using var idle = new IdleTimeout(limits.IdleTimeout, input, connection.Transport.Output);
         // Graceful close (shutdown, admin): the request in progress finishes and is answered, then we return.
         using var wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection);
         var activity = connection.Features.Get<IProtocolActivityFeature>();
@@ -45,12 +46,14 @@ public sealed class RpcHandler(ProtocolLimits limits, CpuSlots? cpu = null) : Co
                 {
                     // The batch is answered: send it, then wait for more. One timer arm per batch covers both.
                     idle.Arm();
-                    if ((await replies.FlushAsync(idle.Token)).IsCompleted)
+                    if ((await replies.FlushAsync(CancellationToken.None)).IsCompleted)
                     {
                         return;
                     }
 
-                    read = await frames.ReadAsync(LengthPrefixedFrameReader.Instance, idle.Token);
+                    idle.ThrowIfExpired();
+                    read = await frames.ReadAsync(LengthPrefixedFrameReader.Instance, CancellationToken.None);
+                    idle.ThrowIfExpired();
                     mark = lastFlush = Stopwatch.GetTimestamp();
                 }
                 else if (mark - lastFlush > BatchFlushTicks)
@@ -61,11 +64,12 @@ public sealed class RpcHandler(ProtocolLimits limits, CpuSlots? cpu = null) : Co
                     // FIN, and a client that half-closes after its last request still wants the replies to its quick
                     // requests; only a long method stops on it.)
                     idle.Arm();
-                    if ((await replies.FlushAsync(idle.Token)).IsCompleted)
+                    if ((await replies.FlushAsync(CancellationToken.None)).IsCompleted)
                     {
                         return;
                     }
 
+                    idle.ThrowIfExpired();
                     mark = lastFlush = Stopwatch.GetTimestamp();
                 }
 
@@ -113,7 +117,7 @@ public sealed class RpcHandler(ProtocolLimits limits, CpuSlots? cpu = null) : Co
             }
 
             idle.Arm();
-            await replies.FlushAsync(idle.Token);
+            await replies.FlushAsync(CancellationToken.None); // a client that stops reading is woken out of it by expiry
         }
         catch (Exception e) when (ConnectionLifetime.IsExpectedEnd(e, idle, connection))
         {
