@@ -25,12 +25,6 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
 {
     private static long s_lastId;
 
-    // Made when first asked for: many connections end without anyone asking (an echo or RPC client that sends
-    // only quick requests never has its closed token read).
-    private CancellationTokenSource? _closed;
-    private CancellationTokenSource? _closeRequested;
-    private int _closeRequestedSignalled;
-    private LazySignal _finished;
     /// <summary>
     /// The features this object is. The close request is answered here when <see cref="ConnectionDispatcher"/> runs
     /// the connection; Kestrel's dispatch (the blocking models) sets its own over it.
@@ -40,6 +34,13 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
         typeof(IConnectionIdFeature), typeof(IConnectionTransportFeature), typeof(IConnectionEndPointFeature),
         typeof(IConnectionLifetimeFeature), typeof(IConnectionLifetimeNotificationFeature), typeof(ITransportTrafficFeature),
     ];
+
+    // Made when first asked for: many connections end without anyone asking (an echo or RPC client that sends
+    // only quick requests never has its closed token read).
+    private CancellationTokenSource? _closed;
+    private CancellationTokenSource? _closeRequested;
+    private int _closeRequestedSignalled;
+    private LazySignal _finished;
 
     private readonly CompactFeatureCollection _features;
     private IDictionary<object, object?>? _items;
@@ -143,7 +144,7 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
         SignalClosed(); // also when the receive side is held back by a full input pipe and sees nothing yet
     }
 
-    /// <summary>Kestrel disposes the connection once its handler returned: let the output drain, then close.</summary>
+    /// <summary>Kestrel or the dispatcher disposes the connection once its handler returned: let the output drain, then close.</summary>
     public override async ValueTask DisposeAsync()
     {
         ApplicationInput.Complete();
