@@ -39,10 +39,10 @@ internal sealed class ReactorOptions
 
 /// <summary>
 /// A connection served by a <see cref="Reactor"/>. Its receive side runs on the reactor thread only, into a
-/// <see cref="SocketInput"/>; its send side is a <see cref="SocketOutput"/>: the thread that flushes sends, and the reactor watches for writability
-/// only when a non-blocking send hit EAGAIN. Edge-triggered reactors watch reads and writes from the start and
-/// must read until the socket is drained, also when a paused input resumes (no new edge comes for bytes already
-/// there).
+/// <see cref="SocketInput"/>; its send side is a <see cref="SocketOutput"/>: the thread that flushes sends, and
+/// the reactor watches for writability only when a non-blocking send hit EAGAIN. Edge-triggered reactors watch
+/// reads and writes from the start and must read until the socket is drained, also when a paused input resumes
+/// (no new edge comes for bytes already there).
 /// </summary>
 internal sealed class ReactorConnection : ModelConnection, ISocketSender, ISocketReceiver
 {
