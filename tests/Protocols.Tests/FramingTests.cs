@@ -286,6 +286,27 @@ public class FramingTests
     }
 
     [Fact]
+    public async Task ACloseRequestFromTheTransportsFeatureWakesTheReadWithoutAToken()
+    {
+        var pipe = new Pipe();
+        var connection = new Microsoft.AspNetCore.Connections.DefaultConnectionContext("close-request");
+        var transport = new TransportCloseRequest();
+        connection.Features.Set<ICloseRequestWakeFeature>(transport);
+        var request = ConnectionLifetime.CloseRequestOf(connection);
+        using (request.WakeReads(pipe.Reader))
+        {
+            Assert.Same(pipe.Reader, transport.Waking);
+            var read = pipe.Reader.ReadAsync();
+            Assert.False(request.IsRequested);
+            transport.Request();
+            Assert.True((await read.AsTask().WaitAsync(Patience)).IsCanceled);
+            Assert.True(request.IsRequested);
+        }
+
+        Assert.Null(transport.Waking); // disposed: a later request wakes nothing
+    }
+
+    [Fact]
     public async Task AFrameInProgressBelowTheMinimumRateEndsTooSlowWithTheBytesSoFar()
     {
         var pipe = new Pipe();
@@ -374,6 +395,30 @@ public class FramingTests
             await pipe.Writer.CompleteAsync();
             Assert.Equal(ProtocolReadStatus.Completed, (await reader.ReadAsync(LineReader.Instance).AsTask().WaitAsync(Patience)).Status);
             Assert.Equal(["TooLarge", "NOOP", "PWD"], statuses);
+        }
+    }
+
+    /// <summary>A transport that signals its close request by waking the reader it was given.</summary>
+    private sealed class TransportCloseRequest : ICloseRequestWakeFeature
+    {
+        public PipeReader? Waking { get; private set; }
+
+        public bool IsCloseRequested { get; private set; }
+
+        public void WakeOnCloseRequest(PipeReader input) => Waking = input;
+
+        public void StopWaking(PipeReader input)
+        {
+            if (Waking == input)
+            {
+                Waking = null;
+            }
+        }
+
+        public void Request()
+        {
+            IsCloseRequested = true;
+            Waking?.CancelPendingRead();
         }
     }
 }

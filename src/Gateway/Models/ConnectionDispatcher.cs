@@ -1,3 +1,4 @@
+using Gateway.Protocols;
 using Microsoft.AspNetCore.Connections;
 
 namespace Gateway.Models;
@@ -26,6 +27,8 @@ internal sealed class ConnectionDispatcher(ConnectionDelegate pipeline, bool inl
     public void Start(ModelConnection connection)
     {
         Interlocked.Increment(ref _live);
+        // The close request reaches this connection's handler here, not through Kestrel: it may wake the read itself.
+        connection.Features.Set<ICloseRequestWakeFeature>(connection);
         if (inline)
         {
             _ = ServeAsync(connection);

@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net;
 using Gateway.Connections;
 using Gateway.Models.Native;
+using Gateway.Protocols;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
@@ -21,7 +22,7 @@ namespace Gateway.Models;
 /// from it that its client has gone, on every model alike.
 /// </remarks>
 internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConnectionIdFeature, IConnectionTransportFeature,
-    IConnectionEndPointFeature, IConnectionLifetimeFeature, IConnectionLifetimeNotificationFeature, ITransportTrafficFeature
+    IConnectionEndPointFeature, IConnectionLifetimeFeature, IConnectionLifetimeNotificationFeature, ICloseRequestWakeFeature, ITransportTrafficFeature
 {
     private static long s_lastId;
 
@@ -40,6 +41,7 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
     private CancellationTokenSource? _closed;
     private CancellationTokenSource? _closeRequested;
     private int _closeRequestedSignalled;
+    private PipeReader? _wakeOnCloseRequest;
     private LazySignal _finished;
 
     private readonly CompactFeatureCollection _features;
@@ -123,8 +125,27 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
         if (Interlocked.Exchange(ref _closeRequestedSignalled, 1) == 0)
         {
             CancelQuietly(Volatile.Read(ref _closeRequested));
+            Volatile.Read(ref _wakeOnCloseRequest)?.CancelPendingRead();
         }
     }
+
+    bool ICloseRequestWakeFeature.IsCloseRequested => Volatile.Read(ref _closeRequestedSignalled) != 0;
+
+    /// <summary>
+    /// The handler's reader, woken by <see cref="RequestClose"/> without a token registration: set only when
+    /// <see cref="ConnectionDispatcher"/> runs the connection (a close request through Kestrel's dispatch goes to
+    /// Kestrel's feature, never here).
+    /// </summary>
+    void ICloseRequestWakeFeature.WakeOnCloseRequest(PipeReader input)
+    {
+        Volatile.Write(ref _wakeOnCloseRequest, input);
+        if (Volatile.Read(ref _closeRequestedSignalled) != 0)
+        {
+            input.CancelPendingRead(); // requested already (the request may have read the field before it was set)
+        }
+    }
+
+    void ICloseRequestWakeFeature.StopWaking(PipeReader input) => Interlocked.CompareExchange(ref _wakeOnCloseRequest, null, input);
 
     public long BytesReceived => Volatile.Read(ref _bytesReceived);
 

@@ -19,7 +19,7 @@ public sealed class EchoHandler(ProtocolLimits limits) : ConnectionHandler
         // Expiry wakes the read or the flush: a client that stops reading for the idle period is closed too.
         using var idle = new IdleTimeout(limits.IdleTimeout, input, output);
         // Graceful close (shutdown, admin): stop waiting for input, send back what was read, return.
-        using var wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection);
+        using var wakeOnClose = ConnectionLifetime.CloseRequestOf(connection).WakeReads(input);
 
         try
         {

@@ -28,6 +28,16 @@ public static class ConnectionLifetime
     public static CancellationTokenRegistration CancelReadsOnCloseRequest(ConnectionContext connection, PipeReader input) =>
         CloseRequested(connection).Register(static state => ((PipeReader)state!).CancelPendingRead(), input);
 
+    /// <summary>
+    /// The connection's graceful close request, read once per connection: from the transport's
+    /// <see cref="ICloseRequestWakeFeature"/> when it has one, else from the lifetime feature's token.
+    /// </summary>
+    public static CloseRequest CloseRequestOf(ConnectionContext connection)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        return connection.Features.Get<ICloseRequestWakeFeature>() is { } transport ? new CloseRequest(transport, default) : new CloseRequest(null, CloseRequested(connection));
+    }
+
     /// <summary>The ordinary ways a connection ends mid-read or mid-write, which a handler ends quietly.</summary>
     public static bool IsExpectedEnd(Exception exception, IdleTimeout idle, ConnectionContext connection)
     {
@@ -41,5 +51,50 @@ public static class ConnectionLifetime
             OperationCanceledException => idle.HasExpired || connection.ConnectionClosed.IsCancellationRequested,
             _ => false,
         };
+    }
+}
+
+/// <summary>A connection's graceful close request, however its transport signals it (<see cref="ConnectionLifetime.CloseRequestOf"/>).</summary>
+public readonly struct CloseRequest
+{
+    private readonly ICloseRequestWakeFeature? _transport;
+    private readonly CancellationToken _token;
+
+    internal CloseRequest(ICloseRequestWakeFeature? transport, CancellationToken token)
+    {
+        _transport = transport;
+        _token = token;
+    }
+
+    public bool IsRequested => _transport?.IsCloseRequested ?? _token.IsCancellationRequested;
+
+    /// <summary>
+    /// On a close request, wakes a pending read of <paramref name="input"/> with <c>IsCanceled</c>, so a handler
+    /// waiting for the next message stops waiting and can finish cleanly. Dispose the result when done.
+    /// </summary>
+    public CloseRequestWake WakeReads(PipeReader input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (_transport is { } transport)
+        {
+            transport.WakeOnCloseRequest(input);
+            return new CloseRequestWake(transport, input, default);
+        }
+
+        return new CloseRequestWake(null, null, _token.Register(static state => ((PipeReader)state!).CancelPendingRead(), input));
+    }
+}
+
+/// <summary>What <see cref="CloseRequest.WakeReads"/> set up; disposing it stops the wake-up.</summary>
+public readonly struct CloseRequestWake(ICloseRequestWakeFeature? transport, PipeReader? input, CancellationTokenRegistration registration) : IDisposable
+{
+    public void Dispose()
+    {
+        if (transport is not null)
+        {
+            transport.StopWaking(input!);
+        }
+
+        registration.Dispose();
     }
 }

@@ -30,17 +30,17 @@ public sealed class RpcHandler(ProtocolLimits limits, CpuSlots? cpu = null) : Co
         // Expiry wakes the read or the flush it bounds (no token per connection: see IdleTimeout).
         using var idle = new IdleTimeout(limits.IdleTimeout, input, connection.Transport.Output);
         // Graceful close (shutdown, admin): the request in progress finishes and is answered, then we return.
-        using var wakeOnClose = ConnectionLifetime.CancelReadsOnCloseRequest(connection);
+        var closeRequest = ConnectionLifetime.CloseRequestOf(connection);
+        using var wakeOnClose = closeRequest.WakeReads(input);
         var activity = connection.Features.Get<IProtocolActivityFeature>();
 
         try
         {
-            var closeRequested = ConnectionLifetime.CloseRequested(connection);
             // One clock reading per request: a request's time runs from the end of the one before it in the batch
             // (its frame's parsing included), or from the read that brought the batch.
             var mark = Stopwatch.GetTimestamp();
             var lastFlush = mark;
-            while (!closeRequested.IsCancellationRequested)
+            while (!closeRequest.IsRequested)
             {
                 if (!frames.TryRead(LengthPrefixedFrameReader.Instance, out var read))
                 {
