@@ -19,7 +19,7 @@ namespace Gateway.Protocols.Rpc;
 /// The work runs on threads of its own, not the thread pool's: one slot per core would take every thread the
 /// pool keeps, and the pool's own work — the transport's signal that a client closed, which is what stops the
 /// work, timers, heartbeats — would wait for the pool to add a thread, which it may not do while the cores are
-/// busy (a prefork worker went on computing for seconds after its clients had left).
+/// busy (a prefork worker computes on for seconds after its clients have left).
 /// </para>
 /// </remarks>
 public sealed class CpuSlots : IDisposable
