@@ -11,7 +11,9 @@ namespace Gateway.Models;
 
 /// <summary>
 /// The in-process models as one Kestrel transport: binds every <see cref="ModelEndPoint"/> with the model it
-/// names. Kestrel's connection handling (limits, middleware, graceful shutdown) runs on top unchanged.
+/// names. The blocking models hand their connections to Kestrel's dispatch, which runs the listener's middleware
+/// and handler; the reactor models run that same pipeline themselves (<see cref="ConnectionDispatcher"/>), except
+/// on a TLS listener, whose Kestrel middleware needs Kestrel's dispatch.
 /// </summary>
 public sealed partial class ModelTransportFactory(GatewayOptions options, GatewayListeners listeners, GatewayMetrics metrics, AcceptStopper stopper,
     ILogger<ModelTransportFactory> logger)
