@@ -36,8 +36,8 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
         typeof(IConnectionLifetimeFeature), typeof(IConnectionLifetimeNotificationFeature), typeof(ITransportTrafficFeature),
     ];
 
-    // Made when first asked for: many connections end without anyone asking (an echo or RPC client that sends
-    // only quick requests never has its closed token read).
+    // Made when first asked for: many connections end without anyone asking (a handler whose requests are all
+    // quick never reads the closed token).
     private CancellationTokenSource? _closed;
     private CancellationTokenSource? _closeRequested;
     private int _closeRequestedSignalled;

@@ -54,7 +54,7 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
         var reactor = new ReactorOptions
         {
             InputPauseBytes = InputPauseBytes,
-            Inline = options.Execution == ExecutionMode.Inline,
+            Inline = Inline,
             OnRefused = (remote, refusal, detail) => Refused(stats, remote, refusal, detail),
             OnAcceptFailed = e => LogAcceptFailed(logger, model.ListenerKey, e.Message),
             OnFault = e => LogFault(logger, model.ListenerKey, e),
@@ -81,8 +81,11 @@ public sealed partial class ModelTransportFactory(GatewayOptions options, Gatewa
     /// </summary>
     private ConnectionDispatcher? Dispatcher(ModelEndPoint model) =>
         model.Connections?.Build() is { } pipeline
-            ? new ConnectionDispatcher(pipeline, options.Execution == ExecutionMode.Inline, (connection, e) => LogUnhandled(logger, model.ListenerKey, connection, e))
+            ? new ConnectionDispatcher(pipeline, Inline, (connection, e) => LogUnhandled(logger, model.ListenerKey, connection, e))
             : null;
+
+    /// <summary>Whether a reactor connection's handler resumes on the reactor thread that read its bytes.</summary>
+    private bool Inline => options.Execution == ExecutionMode.Inline;
 
     /// <summary>
     /// The input pauses the socket at this many unread bytes: a whole largest frame plus its header must fit, or

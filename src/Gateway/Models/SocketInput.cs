@@ -69,16 +69,7 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
     private long ResumeBytes => _pauseBytes / 2;
 
     /// <summary>The application completed its reader: what arrives is of no use (the reactor ends the receive side).</summary>
-    public bool ReaderCompleted
-    {
-        get
-        {
-            lock (this)
-            {
-                return _readerCompleted;
-            }
-        }
-    }
+    public bool ReaderCompleted => Volatile.Read(ref _readerCompleted); // set once, under the monitor
 
     // ---- the reactor's side ----
 
