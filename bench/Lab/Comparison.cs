@@ -8,7 +8,7 @@ namespace Gateway.Lab;
 /// iperf3, vsftpd) measured in the same run. Servers are pinned to CPU 0 and LoadGen to CPU 1 except in the
 /// CPU-bound scenario, which asks how a design uses every core.
 /// </summary>
-internal sealed class Comparison(LabOptions options, Servers servers, Load load)
+internal sealed partial class Comparison(LabOptions options, Servers servers, Load load)
 {
     public const int Workers = 2;
     public const int WorkRounds = 3000;
@@ -356,6 +356,11 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
             AddMemory(model.Name, measured);
         }
 
+        if (!options.Quick && Models.Any(m => m.Name == "prefork"))
+        {
+            await CrowdAsync();
+        }
+
         var redis = new List<Row>();
         await WithRedisAsync(async (server, port) =>
         {
@@ -412,7 +417,7 @@ internal sealed class Comparison(LabOptions options, Servers servers, Load load)
             var kib = (row.ServerRssMb - baseline.ServerRssMb) * 1024 / (row.Idle - baseline.Idle);
             Add(new Row(model, "memory")
             {
-                Connections = IdleActive,
+                Connections = baseline.Connections,
                 Idle = row.Idle,
                 ServerRssMb = row.ServerRssMb,
                 KibPerIdle = Math.Round(kib, 2),

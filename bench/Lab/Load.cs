@@ -63,7 +63,7 @@ internal sealed class Load(LabOptions options)
 {
     private const string Measuring = "LoadGen: measuring", Measured = "LoadGen: measured";
 
-    private string LoadGenDll => Path.Combine(options.Root, "bench/LoadGen/bin/Release/net10.0/LoadGen.dll");
+    public string LoadGenDll => Path.Combine(options.Root, "bench/LoadGen/bin/Release/net10.0/LoadGen.dll");
 
     /// <summary>
     /// Runs LoadGen with <paramref name="arguments"/> (plus the lab's duration and warm-up unless given, its timeline

@@ -38,7 +38,7 @@ internal sealed record ModelConfig(string Name, string[] Settings, int MaxConnec
 
     private static ModelConfig Model(string name, int max) => new(name, [$"--Gateway:Listeners:Rpc:Model={name}", $"--Gateway:Listeners:Echo:Model={name}"], max);
 
-    private static string[] Prefork(string mode, int workers) =>
+    public static string[] Prefork(string mode, int workers) =>
     [
         "--Gateway:Listeners:Rpc:Model=prefork", "--Gateway:Listeners:Echo:Model=prefork",
         $"--Gateway:Workers:Mode={mode}", $"--Gateway:Workers:Count={workers}",

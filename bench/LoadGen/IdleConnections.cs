@@ -7,7 +7,7 @@ namespace Gateway.LoadGen;
 /// <summary>
 /// Connections that are opened before the measured clients and then send nothing: the cost of holding many
 /// connections shows in the measured ones. One source address has about 28k ephemeral ports, so on loopback
-/// they are bound to 127.0.0.2, 127.0.0.3, ... in turn.
+/// they are bound to 127.0.0.2, 127.0.0.3, ... in turn (or from another first address).
 /// </summary>
 internal sealed class IdleConnections : IDisposable
 {
@@ -25,7 +25,7 @@ internal sealed class IdleConnections : IDisposable
     public int Count => _sockets.Length;
 
     /// <summary>All <paramref name="count"/> connections, or null (after saying why on stderr) if they could not all be opened in time.</summary>
-    public static async Task<IdleConnections?> OpenAsync(IPEndPoint endpoint, int count, int sources, TimeSpan timeout)
+    public static async Task<IdleConnections?> OpenAsync(IPEndPoint endpoint, int count, int firstSource, int sources, TimeSpan timeout)
     {
         var bindSources = endpoint.AddressFamily == AddressFamily.InterNetwork && IPAddress.IsLoopback(endpoint.Address);
         var sockets = new Socket?[count];
@@ -40,7 +40,7 @@ internal sealed class IdleConnections : IDisposable
         {
             for (int i; (i = Interlocked.Increment(ref next)) < count && !giveUp.IsCancellationRequested;)
             {
-                var source = bindSources ? new IPAddress([127, 0, 0, (byte)(2 + i % sources)]) : null;
+                var source = bindSources ? new IPAddress([127, 0, 0, (byte)(firstSource + i % sources)]) : null;
                 // A retry only for what a busy server causes; the loop ends at the deadline.
                 while (!giveUp.IsCancellationRequested)
                 {

@@ -7,7 +7,8 @@ internal sealed record LoadOptions
     public const string Usage = """
         usage: LoadGen --port N [--host 127.0.0.1] [--protocol rpc|echo|resp] [--connections 16] [--pipeline 1]
                        [--duration 10] [--warmup 2] [--method ping] [--params '"x"'] [--message-bytes 64]
-                       [--reconnect 0|1] [--rate 0] [--idle 0] [--idle-sources S] [--idle-timeout 120]
+                       [--reconnect 0|1] [--rate 0] [--idle 0] [--idle-sources S] [--idle-first-source 2]
+                       [--idle-timeout 120]
                        [--progress 0|1] [--timeline 0|1] [--marks 0|1]
           --protocol resp  Redis inline PING; every reply must be +PONG (an error reply fails its connection
                            and counts in "errors")
@@ -18,6 +19,12 @@ internal sealed record LoadOptions
                            they come from 127.0.0.2 and up (--idle-sources addresses, default ceil(N/20000)).
                            Gives up (exit 1) if not all open within --idle-timeout seconds; needs
                            N + connections + 64 descriptors (exit 2 if RLIMIT_NOFILE is lower)
+          --idle-first-source F
+                           the idle connections' first source address is 127.0.0.F (default 2): processes that
+                           share one crowd each take their own addresses, and so their own ephemeral ports
+          --connections 0  with --idle: only hold the idle connections, for one share of a crowd larger than one
+                           process may open. "LoadGen: holding N idle" on stderr once all are open; they are
+                           held until stdin ends or --duration passes, then the report says how many lasted
           --progress 1     a line on stderr every 5 s (the default when --duration is 20 or more)
           --timeline 1     the report gets "timeline": replies completed in each second from the first
                            request, warm-up included (how soon a fresh server is at full speed)
@@ -31,7 +38,7 @@ internal sealed record LoadOptions
     private static readonly HashSet<string> Known =
     [
         "port", "host", "protocol", "connections", "pipeline", "duration", "warmup", "method", "params",
-        "message-bytes", "reconnect", "rate", "idle", "idle-sources", "idle-timeout", "progress", "timeline",
+        "message-bytes", "reconnect", "rate", "idle", "idle-sources", "idle-first-source", "idle-timeout", "progress", "timeline",
         "marks",
     ];
 
@@ -65,6 +72,12 @@ internal sealed record LoadOptions
 
     /// <summary>How many loopback source addresses the idle connections are spread over.</summary>
     public int IdleSources { get; init; }
+
+    /// <summary>The last byte of the first loopback source address of the idle connections.</summary>
+    public int IdleFirstSource { get; init; } = 2;
+
+    /// <summary>Whether this run only holds idle connections (<c>--connections 0</c>): one share of a larger crowd.</summary>
+    public bool HoldOnly => Connections == 0;
 
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(120);
 
@@ -142,6 +155,7 @@ internal sealed record LoadOptions
             Rate = double.Parse(Get("rate", "0"), NumberStyles.Float, CultureInfo.InvariantCulture),
             Idle = idle,
             IdleSources = Int("idle-sources", (int)Math.Max(1, (idle + 19_999L) / 20_000)),
+            IdleFirstSource = Int("idle-first-source", 2),
             IdleTimeout = TimeSpan.FromSeconds(Int("idle-timeout", 120)),
             Progress = Int("progress", duration >= 20 ? 1 : 0) == 1,
             Timeline = Int("timeline", 0) == 1,
@@ -155,14 +169,16 @@ internal sealed record LoadOptions
         {
             { Protocol: not ("rpc" or "echo" or "resp") } => $"unknown protocol '{options.Protocol}'",
             { Port: < 1 or > 65535 } => "--port must be 1-65535",
-            { Connections: < 1 } or { Pipeline: < 1 } => "--connections and --pipeline must be at least 1",
+            { Connections: < 0 } or { Pipeline: < 1 } => "--connections must be 0 or more and --pipeline at least 1",
+            { Connections: 0, Idle: < 1 } => "--connections 0 only holds --idle connections: give --idle",
             { Duration.TotalSeconds: < 1 } or { Warmup.TotalSeconds: < 0 } => "--duration must be at least 1 and --warmup not negative",
             { Protocol: "echo", MessageBytes: < 1 } => "--message-bytes must be at least 1",
             { Rate: < 0 } or { Rate: double.NaN or double.PositiveInfinity } => "--rate must be 0 (closed loop) or a positive number",
             { OpenLoop: true, Pipeline: > 1 } => "--rate (open loop) sends one request at a time on its schedule; it does not combine with --pipeline",
             { OpenLoop: true, Reconnect: true } => "--rate (open loop) does not combine with --reconnect 1",
             { Idle: < 0 } => "--idle must be 0 or more",
-            { IdleSources: < 1 or > 253 } => "--idle-sources must be 1-253 (127.0.0.2 to 127.0.0.254)",
+            { IdleFirstSource: < 1 or > 254 } => "--idle-first-source must be 1-254",
+            _ when options.IdleSources < 1 || options.IdleFirstSource + options.IdleSources > 255 => "--idle-first-source plus --idle-sources must stay within 127.0.0.1 to 127.0.0.254",
             { IdleTimeout.TotalSeconds: < 1 } => "--idle-timeout must be at least 1",
             _ => null,
         };

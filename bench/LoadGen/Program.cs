@@ -43,11 +43,21 @@ if (FileLimit.RaiseSoftToHard() is { } limit && (ulong)descriptors > limit.Soft)
 }
 
 using var idle = options.Idle > 0
-    ? await IdleConnections.OpenAsync(endpoint, options.Idle, options.IdleSources, options.IdleTimeout)
+    ? await IdleConnections.OpenAsync(endpoint, options.Idle, options.IdleFirstSource, options.IdleSources, options.IdleTimeout)
     : IdleConnections.None;
 if (idle is null)
 {
     return 1;
+}
+
+if (options.HoldOnly)
+{
+    // One share of a crowd: held until the caller closes stdin (or the duration ends), then counted.
+    Console.Error.WriteLine($"LoadGen: holding {idle.Count} idle");
+    await Task.WhenAny(Console.In.ReadToEndAsync(), Task.Delay(options.Duration));
+    var held = idle.CountOpen();
+    Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object> { ["idle"] = idle.Count, ["idle_open_at_end"] = held }));
+    return held == idle.Count ? 0 : 1;
 }
 
 var stats = Enumerable.Range(0, options.Connections).Select(_ => new ConnectionStats()).ToArray();
