@@ -4,6 +4,7 @@ using System.Text.Json;
 using Gateway.Admin;
 using Gateway.Connections;
 using Gateway.Listeners;
+using Microsoft.AspNetCore.Connections;
 
 // The admin listing with many connections: N records (default 100k) in the real registry, listed in pages
 // the way GET /admin/connections does, page serialised with the admin JSON context. Median of the runs.
@@ -18,19 +19,20 @@ var random = new Random(42);
 
 var registering = Stopwatch.StartNew();
 var records = new ConnectionRecord[count];
+var traffic = new Traffic[count];
 Parallel.For(0, count, i =>
 {
     var listener = i % 4 == 0 ? rpc : echo;
     var remote = new IPEndPoint(IPAddress.Parse($"127.0.{i / 60000 % 256}.{1 + i / 250 % 250}"), 1024 + i % 60000);
-    var record = new ConnectionRecord(registry.NextNumber(), $"c{i}", listener, remote, new IPEndPoint(IPAddress.Loopback, listener.Port));
+    var connection = new DefaultConnectionContext($"c{i}") { RemoteEndPoint = remote, LocalEndPoint = new IPEndPoint(IPAddress.Loopback, listener.Port) };
+    var record = new ConnectionRecord(registry.NextNumber(), connection.ConnectionId, listener, connection, traffic[i] = new Traffic());
     registry.Add(record);
     records[i] = record;
 });
 registering.Stop();
-foreach (var record in records)
+foreach (var counts in traffic)
 {
-    record.Received(random.Next(1, 1_000_000));
-    record.Sent(random.Next(1, 1_000_000));
+    (counts.BytesReceived, counts.BytesSent) = (random.Next(1, 1_000_000), random.Next(1, 1_000_000));
 }
 
 var json = new JsonSerializerOptions(JsonSerializerDefaults.Web) { TypeInfoResolver = AdminJsonContext.Default };
@@ -62,4 +64,14 @@ void Measure(string name, ConnectionQuery query)
 
     Array.Sort(times);
     Console.WriteLine($"{name,-45} median {times[Runs / 2],7:F2} ms  max {times[^1],7:F2} ms  total {total,6}  page JSON {bytes,7} B");
+}
+
+/// <summary>A connection's counters as its transport would keep them.</summary>
+internal sealed class Traffic : ITransportTrafficFeature
+{
+    public long BytesReceived { get; set; }
+
+    public long BytesSent { get; set; }
+
+    public long LastActivityTick { get; } = Environment.TickCount64;
 }

@@ -78,8 +78,7 @@ public class RpcBatch
         _services = services.BuildServiceProvider();
         _ = _services.GetRequiredService<MeterProvider>();
         var listeners = _services.GetRequiredService<GatewayListeners>();
-        return new ConnectionRecord(1, "bench", listeners.Stats[0], connection.RemoteEndPoint, connection.LocalEndPoint, connection,
-            _services.GetRequiredService<GatewayMetrics>());
+        return new ConnectionRecord(1, "bench", listeners.Stats[0], connection, traffic: null, _services.GetRequiredService<GatewayMetrics>());
     }
 
     [Benchmark(OperationsPerInvoke = Batch)]

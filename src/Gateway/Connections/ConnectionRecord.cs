@@ -18,34 +18,37 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
     /// <summary>One log line per limit per interval, whichever connection hits it (names come from a fixed set).</summary>
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, LogThrottle> LimitLogs = new();
 
-    private readonly ConnectionContext? _connection;
-    private readonly GatewayMetrics? _metrics;
+    private readonly ConnectionContext _connection;
+    private readonly RecordSinks _sinks;
     private readonly ITransportTrafficFeature? _traffic;
-    private readonly ILogger? _logger;
-    private readonly EndPoint? _remote;
-    private readonly EndPoint? _local;
     private readonly long _connectedTick;
-    private long _lastActivityTick;
-    private long _bytesIn;
-    private long _bytesOut;
+    private readonly long _connectedAtTicks;
     private long _messages;
     private int _state;
 
-    public ConnectionRecord(long number, string id, ListenerStats listener, EndPoint? remote, EndPoint? local,
-        ConnectionContext? connection = null, GatewayMetrics? metrics = null, ILogger? logger = null)
+    /// <summary>
+    /// The record of <paramref name="connection"/>, whose bytes <paramref name="traffic"/> counts (the transport
+    /// itself, or the middleware's <see cref="CountingDuplexPipe"/>; none: nothing is counted).
+    /// </summary>
+    public ConnectionRecord(long number, string id, ListenerStats listener, ConnectionContext connection, ITransportTrafficFeature? traffic,
+        GatewayMetrics? metrics = null, ILogger? logger = null)
+        : this(number, id, listener, connection, traffic, new RecordSinks(metrics, logger))
     {
+    }
+
+    /// <summary>A record reporting to <paramref name="sinks"/>, which the registry shares among its records.</summary>
+    internal ConnectionRecord(long number, string id, ListenerStats listener, ConnectionContext connection, ITransportTrafficFeature? traffic, RecordSinks sinks)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
         Number = number;
         Id = id;
         Listener = listener;
-        _remote = remote;
-        _local = local;
-        ListenerPort = (local as IPEndPoint)?.Port ?? listener.Port;
+        ListenerPort = (connection.LocalEndPoint as IPEndPoint)?.Port ?? listener.Port;
         _connection = connection;
-        _traffic = connection?.Features.Get<ITransportTrafficFeature>();
-        _metrics = metrics;
-        _logger = logger;
-        ConnectedAt = DateTimeOffset.UtcNow;
-        _connectedTick = _lastActivityTick = Environment.TickCount64;
+        _traffic = traffic;
+        _sinks = sinks;
+        _connectedAtTicks = DateTime.UtcNow.Ticks;
+        _connectedTick = Environment.TickCount64;
     }
 
     /// <summary>Order of arrival; the default sort.</summary>
@@ -57,42 +60,34 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
 
     public int ListenerPort { get; }
 
-    /// <summary>The client's address and port as shown and filtered; made when asked (an idle connection keeps no strings).</summary>
-    public string Remote => Plain(_remote)?.ToString() ?? "";
+    /// <summary>The connection this records.</summary>
+    internal ConnectionContext Connection => _connection;
 
-    public string Local => Plain(_local)?.ToString() ?? "";
+    /// <summary>
+    /// The client's address and port as shown and filtered; made when asked from the connection's (an idle
+    /// connection keeps no strings, and on the in-process models no end point objects either).
+    /// </summary>
+    public string Remote => Plain(_connection.RemoteEndPoint)?.ToString() ?? "";
 
-    public DateTimeOffset ConnectedAt { get; }
+    public string Local => Plain(_connection.LocalEndPoint)?.ToString() ?? "";
 
-    /// <summary>The transport counts this connection's bytes itself; nothing needs to wrap its pipes.</summary>
-    public bool CountedByTransport => _traffic is not null;
+    public DateTimeOffset ConnectedAt => new(_connectedAtTicks, TimeSpan.Zero);
 
-    public long LastActivityTick => Math.Max(Volatile.Read(ref _lastActivityTick), _traffic?.LastActivityTick ?? 0);
+    /// <summary>The connection's last byte either way, or its start.</summary>
+    public long LastActivityTick => Math.Max(_connectedTick, _traffic?.LastActivityTick ?? 0);
 
-    public long BytesIn => _traffic?.BytesReceived ?? Interlocked.Read(ref _bytesIn);
+    public long BytesIn => _traffic?.BytesReceived ?? 0;
 
-    public long BytesOut => _traffic?.BytesSent ?? Interlocked.Read(ref _bytesOut);
+    public long BytesOut => _traffic?.BytesSent ?? 0;
 
     public long Messages => Interlocked.Read(ref _messages);
 
     public bool IsClosing => Volatile.Read(ref _state) == Closing;
 
-    internal void Received(long bytes)
-    {
-        Interlocked.Add(ref _bytesIn, bytes);
-        Volatile.Write(ref _lastActivityTick, Environment.TickCount64);
-    }
-
-    internal void Sent(long bytes)
-    {
-        Interlocked.Add(ref _bytesOut, bytes);
-        Volatile.Write(ref _lastActivityTick, Environment.TickCount64);
-    }
-
     public void MessageHandled(string operation, string outcome, double seconds)
     {
         Interlocked.Increment(ref _messages);
-        _metrics?.MessageHandled(Listener, operation, outcome, seconds);
+        _sinks.Metrics?.MessageHandled(Listener, operation, outcome, seconds);
     }
 
     /// <summary>
@@ -104,31 +99,31 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
 
     public void Faulted(string operation, Exception exception)
     {
-        if (_logger is not null)
+        if (_sinks.Logger is { } logger)
         {
-            LogFault(_logger, exception, Listener.Protocol, Id, Remote, operation);
+            LogFault(logger, exception, Listener.Protocol, Id, Remote, operation);
         }
     }
 
-    public void Abandoned(string operation) => _metrics?.Abandoned(Listener, operation);
+    public void Abandoned(string operation) => _sinks.Metrics?.Abandoned(Listener, operation);
 
     public void TransferEnded(string direction, long bytes, string outcome) =>
-        _metrics?.TransferEnded(Listener, direction, bytes, outcome);
+        _sinks.Metrics?.TransferEnded(Listener, direction, bytes, outcome);
 
     public void TlsHandshakeEnded(string channel, bool succeeded) =>
-        _metrics?.TlsHandshakeEnded(Listener, channel, succeeded);
+        _sinks.Metrics?.TlsHandshakeEnded(Listener, channel, succeeded);
 
     public void LimitReached(string limit)
     {
-        _metrics?.LimitReached(Listener, limit);
-        if (_logger is not null && LimitLogs.GetOrAdd(limit, static _ => new LogThrottle(TimeSpan.FromSeconds(10))).TryTake(out var count))
+        _sinks.Metrics?.LimitReached(Listener, limit);
+        if (_sinks.Logger is { } logger && LimitLogs.GetOrAdd(limit, static _ => new LogThrottle(TimeSpan.FromSeconds(10))).TryTake(out var count))
         {
-            LogLimitReached(_logger, limit, count, Listener.Protocol, Remote);
+            LogLimitReached(logger, limit, count, Listener.Protocol, Remote);
         }
     }
 
     public void LoginEnded(string outcome, string check) =>
-        _metrics?.LoginEnded(Listener, outcome, check);
+        _sinks.Metrics?.LoginEnded(Listener, outcome, check);
 
     public Func<IReadOnlyDictionary<string, string?>>? Details { get; set; }
 
@@ -144,7 +139,7 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
             return false;
         }
 
-        if (_connection?.Features.Get<IConnectionLifetimeNotificationFeature>() is { } lifetime)
+        if (_connection.Features.Get<IConnectionLifetimeNotificationFeature>() is { } lifetime)
         {
             lifetime.RequestClose();
             _ = AbortAfterAsync(grace, reason);
@@ -158,13 +153,13 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
     }
 
     /// <summary>Closes the connection now, whatever it is doing.</summary>
-    public void Abort(string reason) => _connection?.Abort(new ConnectionAbortedException(reason));
+    public void Abort(string reason) => _connection.Abort(new ConnectionAbortedException(reason));
 
     private async Task AbortAfterAsync(TimeSpan grace, string reason)
     {
         try
         {
-            await Task.Delay(grace, _connection!.ConnectionClosed);
+            await Task.Delay(grace, _connection.ConnectionClosed);
             Abort(reason);
         }
         catch (OperationCanceledException)
@@ -196,3 +191,6 @@ public sealed partial class ConnectionRecord : IProtocolActivityFeature
         Message = "{Protocol} connection {Id} from {Remote}: {Operation} failed in the gateway's own code; answered with an error, the connection goes on")]
     private static partial void LogFault(ILogger logger, Exception exception, string protocol, string id, string remote, string operation);
 }
+
+/// <summary>Where records report (metrics, log): one object for all of a registry's records, not two fields in each.</summary>
+internal sealed record RecordSinks(GatewayMetrics? Metrics, ILogger? Logger);

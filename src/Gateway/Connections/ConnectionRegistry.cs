@@ -16,15 +16,17 @@ public sealed class ConnectionRegistry(ILogger<ConnectionRegistry>? logger = nul
     private long _sequence;
     private int _count;
     private ClosingAll? _closingAll;
+    private RecordSinks? _sinks; // the metrics' and log's, shared by the records made here
 
     public int Count => Volatile.Read(ref _count);
 
-    public ConnectionRecord Register(ConnectionContext connection, ListenerStats listener, GatewayMetrics? metrics = null)
+    /// <summary>Records <paramref name="connection"/>, whose bytes <paramref name="traffic"/> counts.</summary>
+    public ConnectionRecord Register(ConnectionContext connection, ListenerStats listener, ITransportTrafficFeature? traffic, GatewayMetrics? metrics = null)
     {
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(listener);
-        var record = new ConnectionRecord(Interlocked.Increment(ref _sequence), connection.ConnectionId, listener,
-            connection.RemoteEndPoint, connection.LocalEndPoint, connection, metrics, logger);
+        var sinks = _sinks is { } known && known.Metrics == metrics ? known : _sinks = new RecordSinks(metrics, logger);
+        var record = new ConnectionRecord(Interlocked.Increment(ref _sequence), connection.ConnectionId, listener, connection, traffic, sinks);
         Add(record);
         return record;
     }

@@ -5,16 +5,46 @@ using System.Runtime.CompilerServices;
 namespace Gateway.Connections;
 
 /// <summary>
-/// Wraps a connection's transport once, in the connection middleware, to count bytes for its record — so no
-/// protocol counts bytes itself. Reads count what arrived since the last read; writes count what is advanced.
+/// Wraps the transport of a connection that does not count its own bytes (Kestrel's sockets), once, in the
+/// connection middleware, and is that connection's <see cref="ITransportTrafficFeature"/> — so no protocol counts
+/// bytes itself. Reads count what arrived since the last read; writes count what is advanced. Each counter has one
+/// writer (the handler's reads, its writes); the admin listing reads them.
 /// </summary>
-internal sealed class CountingDuplexPipe(IDuplexPipe inner, ConnectionRecord record) : IDuplexPipe
+internal sealed class CountingDuplexPipe : IDuplexPipe, ITransportTrafficFeature
 {
-    public PipeReader Input { get; } = new CountingPipeReader(inner.Input, record);
+    private long _bytesReceived;
+    private long _bytesSent;
+    private long _lastActivityTick = Environment.TickCount64;
 
-    public PipeWriter Output { get; } = new CountingPipeWriter(inner.Output, record);
+    public CountingDuplexPipe(IDuplexPipe inner)
+    {
+        Input = new CountingPipeReader(inner.Input, this);
+        Output = new CountingPipeWriter(inner.Output, this);
+    }
 
-    private sealed class CountingPipeReader(PipeReader inner, ConnectionRecord record) : PipeReader
+    public PipeReader Input { get; }
+
+    public PipeWriter Output { get; }
+
+    public long BytesReceived => Interlocked.Read(ref _bytesReceived);
+
+    public long BytesSent => Interlocked.Read(ref _bytesSent);
+
+    public long LastActivityTick => Volatile.Read(ref _lastActivityTick);
+
+    private void Received(long bytes)
+    {
+        Interlocked.Add(ref _bytesReceived, bytes);
+        Volatile.Write(ref _lastActivityTick, Environment.TickCount64);
+    }
+
+    private void Sent(long bytes)
+    {
+        Interlocked.Add(ref _bytesSent, bytes);
+        Volatile.Write(ref _lastActivityTick, Environment.TickCount64);
+    }
+
+    private sealed class CountingPipeReader(PipeReader inner, CountingDuplexPipe counts) : PipeReader
     {
         private ReadOnlySequence<byte> _buffer;
         private long _leftUnconsumed;
@@ -64,14 +94,14 @@ internal sealed class CountingDuplexPipe(IDuplexPipe inner, ConnectionRecord rec
             var arrived = _buffer.Length - _leftUnconsumed;
             if (arrived > 0)
             {
-                record.Received(arrived);
+                counts.Received(arrived);
             }
 
             return result;
         }
     }
 
-    private sealed class CountingPipeWriter(PipeWriter inner, ConnectionRecord record) : PipeWriter
+    private sealed class CountingPipeWriter(PipeWriter inner, CountingDuplexPipe counts) : PipeWriter
     {
         public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
 
@@ -79,7 +109,7 @@ internal sealed class CountingDuplexPipe(IDuplexPipe inner, ConnectionRecord rec
 
         public override void Advance(int bytes)
         {
-            record.Sent(bytes);
+            counts.Sent(bytes);
             inner.Advance(bytes);
         }
 
