@@ -12,9 +12,10 @@ public interface ICloseRequestWakeFeature
 {
     bool IsCloseRequested { get; }
 
-    /// <summary>From now on a close request cancels <paramref name="input"/>'s pending read (at once when one came already).</summary>
+    /// <summary>
+    /// From now on, for the rest of the connection, a close request cancels <paramref name="input"/>'s pending read
+    /// (at once when one came already). Nothing undoes it: a wake after the handler has returned finds its reader
+    /// completed, where a cancel does nothing, so the handler keeps no state for it while it waits.
+    /// </summary>
     void WakeOnCloseRequest(PipeReader input);
-
-    /// <summary>Undoes <see cref="WakeOnCloseRequest"/> for <paramref name="input"/>.</summary>
-    void StopWaking(PipeReader input);
 }

@@ -302,8 +302,6 @@ public class FramingTests
             Assert.True((await read.AsTask().WaitAsync(Patience)).IsCanceled);
             Assert.True(request.IsRequested);
         }
-
-        Assert.Null(transport.Waking); // disposed: a later request wakes nothing
     }
 
     [Fact]
@@ -406,14 +404,6 @@ public class FramingTests
         public bool IsCloseRequested { get; private set; }
 
         public void WakeOnCloseRequest(PipeReader input) => Waking = input;
-
-        public void StopWaking(PipeReader input)
-        {
-            if (Waking == input)
-            {
-                Waking = null;
-            }
-        }
 
         public void Request()
         {

@@ -1,4 +1,3 @@
-using Gateway.Protocols;
 using Microsoft.AspNetCore.Connections;
 
 namespace Gateway.Models;
@@ -27,15 +26,40 @@ internal sealed class ConnectionDispatcher(ConnectionDelegate pipeline, bool inl
     public void Start(ModelConnection connection)
     {
         Interlocked.Increment(ref _live);
-        // The close request reaches this connection's handler here, not through Kestrel: it may wake the read itself.
-        connection.Features.Set<ICloseRequestWakeFeature>(connection);
+        connection.DispatchedHere();
         if (inline)
         {
-            _ = ServeAsync(connection);
+            Serve(connection);
         }
         else
         {
-            ThreadPool.UnsafeQueueUserWorkItem(static state => _ = state.Dispatcher.ServeAsync(state.Connection), (Dispatcher: this, Connection: connection), preferLocal: false);
+            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Dispatcher.Serve(state.Connection), (Dispatcher: this, Connection: connection), preferLocal: false);
+        }
+    }
+
+    /// <summary>
+    /// What follows the pipeline's end (<see cref="EndAsync"/>) waits as a continuation on its task that the
+    /// connection holds, not as a suspended frame of an <c>async</c> method here: an idle connection's memory counts.
+    /// </summary>
+    private void Serve(ModelConnection connection)
+    {
+        Task served;
+        try
+        {
+            served = pipeline(connection);
+        }
+        catch (Exception e)
+        {
+            served = Task.FromException(e);
+        }
+
+        if (served.IsCompleted)
+        {
+            _ = EndAsync(connection, served);
+        }
+        else
+        {
+            connection.WhenServed(served, this);
         }
     }
 
@@ -55,17 +79,19 @@ internal sealed class ConnectionDispatcher(ConnectionDelegate pipeline, bool inl
         await _allEnded.Task.WaitAsync(AbortWait).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
-    private async Task ServeAsync(ModelConnection connection)
+    /// <summary>After the pipeline: its fault reported, the completion callbacks run, the connection disposed and counted out.</summary>
+    internal async Task EndAsync(ModelConnection connection, Task served)
     {
         try
         {
-            await pipeline(connection);
+            await served;
         }
         catch (Exception e)
         {
             onUnhandled(connection.ConnectionId, e);
         }
 
+        await connection.FireCompletedAsync(onUnhandled);
         try
         {
             await connection.DisposeAsync();

@@ -21,49 +21,41 @@ namespace Gateway.Models;
 /// ends (the peer's FIN or reset), a send fails, or the host aborts. A handler busy with a long request learns
 /// from it that its client has gone, on every model alike.
 /// </remarks>
-internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConnectionIdFeature, IConnectionTransportFeature,
-    IConnectionEndPointFeature, IConnectionLifetimeFeature, IConnectionLifetimeNotificationFeature, ICloseRequestWakeFeature, ITransportTrafficFeature
+internal abstract partial class ModelConnection : ConnectionContext, IDuplexPipe, IConnectionIdFeature, IConnectionTransportFeature,
+    IConnectionEndPointFeature, IConnectionLifetimeFeature, IConnectionLifetimeNotificationFeature, IConnectionCompleteFeature,
+    ICloseRequestWakeFeature, ITransportTrafficFeature
 {
     private static long s_lastId;
 
-    /// <summary>
-    /// The features this object is. The close request is answered here when <see cref="ConnectionDispatcher"/> runs
-    /// the connection; Kestrel's dispatch (the blocking models) sets its own over it.
-    /// </summary>
-    private static readonly Type[] OwnFeatures =
-    [
-        typeof(IConnectionIdFeature), typeof(IConnectionTransportFeature), typeof(IConnectionEndPointFeature),
-        typeof(IConnectionLifetimeFeature), typeof(IConnectionLifetimeNotificationFeature), typeof(ITransportTrafficFeature),
-    ];
-
     // Made when first asked for: many connections end without anyone asking (a handler whose requests are all
     // quick never reads the closed token).
-    private CancellationTokenSource? _closed;
-    private CancellationTokenSource? _closeRequested;
-    private int _closeRequestedSignalled;
     private PipeReader? _wakeOnCloseRequest;
     private LazySignal _finished;
 
-    private readonly CompactFeatureCollection _features;
-    private IDictionary<object, object?>? _items;
-    private volatile ConnectionAbortedException? _abortReason;
-    private int _sendEnded;
-    private int _receiveEnded;
-    private int _directionsEnded;
-    private int _closedSignalled;
+    // What runs once the pipeline has ended (IConnectionCompleteFeature): one callback in place (the gateway's
+    // middleware registers one), more among the extras.
+    private Func<object, Task>? _completed;
+    private object? _completedState;
+
+    // The pipeline that ConnectionDispatcher runs, while it runs.
+    private Task? _served;
+    private ConnectionDispatcher? _dispatcher;
+
+    private int _signals; // the Signal bits, each set once
     private long _bytesReceived;
     private long _bytesSent;
     private long _lastActivityTick = Environment.TickCount64;
 
-    private IDuplexPipe? _transport; // what the middleware put in place of this one, if anything
+    private readonly PackedEndPoint _local;
+    private readonly PackedEndPoint _remote;
+    private Extras? _extras;
 
     protected ModelConnection(FileDescriptor socket)
     {
         Socket = socket;
         ConnectionId = $"{ModelConnectionIdPrefix}{Interlocked.Increment(ref s_lastId):X8}";
-        LocalEndPoint = NativeSocket.LocalEndPoint(socket);
-        RemoteEndPoint = NativeSocket.RemoteEndPoint(socket);
-        _features = new CompactFeatureCollection(this, OwnFeatures);
+        _local = NativeSocket.LocalAddress(socket);
+        _remote = NativeSocket.RemoteAddress(socket);
     }
 
     /// <summary>Distinguishes these ids from Kestrel's own, which share the registry.</summary>
@@ -72,22 +64,26 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
     public FileDescriptor Socket { get; }
 
     /// <summary>Why the host aborted the connection, if it did.</summary>
-    protected ConnectionAbortedException? AbortReason => _abortReason;
+    protected ConnectionAbortedException? AbortReason => Volatile.Read(ref _extras)?.AbortReason;
 
     public override string ConnectionId { get; set; }
 
-    public override IFeatureCollection Features => _features;
-
     public override IDictionary<object, object?> Items
     {
-        get => _items ??= new ConnectionItems();
-        set => _items = value;
+        get => ExtrasNow.Items ??= new ConnectionItems();
+        set => ExtrasNow.Items = value;
     }
 
     public override IDuplexPipe Transport
     {
-        get => _transport ?? this;
-        set => _transport = ReferenceEquals(value, this) ? null : value;
+        get => _extras?.Transport ?? this;
+        set
+        {
+            if (!ReferenceEquals(value, this) || _extras is not null)
+            {
+                ExtrasNow.Transport = ReferenceEquals(value, this) ? null : value;
+            }
+        }
     }
 
     PipeReader IDuplexPipe.Input => ApplicationInput;
@@ -100,13 +96,23 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
     /// <summary>The application's side of the output, which the model sends from.</summary>
     protected abstract PipeWriter ApplicationOutput { get; }
 
-    public override EndPoint? LocalEndPoint { get; set; }
+    /// <summary>Made when asked, from the address read at accept (an idle connection keeps no end point objects).</summary>
+    public override EndPoint? LocalEndPoint
+    {
+        get => _extras is { EndPointsSet: true } extras ? extras.Local : _local.ToEndPoint();
+        set => EndPointsSet().Local = value;
+    }
 
-    public override EndPoint? RemoteEndPoint { get; set; }
+    /// <summary>Made when asked, from the address read at accept.</summary>
+    public override EndPoint? RemoteEndPoint
+    {
+        get => _extras is { EndPointsSet: true } extras ? extras.Remote : _remote.ToEndPoint();
+        set => EndPointsSet().Remote = value;
+    }
 
     public override CancellationToken ConnectionClosed
     {
-        get => TokenOf(ref _closed, ref _closedSignalled);
+        get => TokenOf(ref ExtrasNow.Closed, Signal.Closed);
         set => throw new NotSupportedException("the model owns the connection's closed token");
     }
 
@@ -116,20 +122,20 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
     /// </summary>
     public CancellationToken ConnectionClosedRequested
     {
-        get => TokenOf(ref _closeRequested, ref _closeRequestedSignalled);
+        get => TokenOf(ref ExtrasNow.CloseRequested, Signal.CloseRequested);
         set => throw new NotSupportedException("the model owns the connection's close-request token");
     }
 
     public void RequestClose()
     {
-        if (Interlocked.Exchange(ref _closeRequestedSignalled, 1) == 0)
+        if (TrySignal(Signal.CloseRequested))
         {
-            CancelQuietly(Volatile.Read(ref _closeRequested));
+            CancelQuietly(Volatile.Read(ref _extras) is { } extras ? Volatile.Read(ref extras.CloseRequested) : null);
             Volatile.Read(ref _wakeOnCloseRequest)?.CancelPendingRead();
         }
     }
 
-    bool ICloseRequestWakeFeature.IsCloseRequested => Volatile.Read(ref _closeRequestedSignalled) != 0;
+    bool ICloseRequestWakeFeature.IsCloseRequested => Signalled(Signal.CloseRequested);
 
     /// <summary>
     /// The handler's reader, woken by <see cref="RequestClose"/> without a token registration: set only when
@@ -139,13 +145,74 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
     void ICloseRequestWakeFeature.WakeOnCloseRequest(PipeReader input)
     {
         Volatile.Write(ref _wakeOnCloseRequest, input);
-        if (Volatile.Read(ref _closeRequestedSignalled) != 0)
+        if (Signalled(Signal.CloseRequested))
         {
             input.CancelPendingRead(); // requested already (the request may have read the field before it was set)
         }
     }
 
-    void ICloseRequestWakeFeature.StopWaking(PipeReader input) => Interlocked.CompareExchange(ref _wakeOnCloseRequest, null, input);
+
+    /// <summary>
+    /// Runs after the pipeline has ended and before the connection is disposed, when the dispatcher runs it. Called
+    /// from the pipeline, which has ended before they run: no lock, as in Kestrel's own.
+    /// </summary>
+    public void OnCompleted(Func<object, Task> callback, object state)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        if (_completed is null)
+        {
+            (_completed, _completedState) = (callback, state);
+        }
+        else
+        {
+            (ExtrasNow.MoreCompleted ??= []).Add((callback, state));
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="dispatcher"/> ends the connection once <paramref name="served"/> (its pipeline) completes:
+    /// a continuation on that task (one delegate) rather than an <c>async</c> frame awaiting it.
+    /// </summary>
+    public void WhenServed(Task served, ConnectionDispatcher dispatcher)
+    {
+        (_served, _dispatcher) = (served, dispatcher);
+        served.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(OnServed);
+    }
+
+    private void OnServed() => _ = _dispatcher!.EndAsync(this, _served!);
+
+    /// <summary>
+    /// The completion callbacks, latest first (as Kestrel runs them), each once; a callback that fails is reported
+    /// to <paramref name="onError"/> with the connection's id, and the rest still run.
+    /// </summary>
+    public async Task FireCompletedAsync(Action<string, Exception> onError)
+    {
+        while (TakeCompleted() is ({ } callback, var state))
+        {
+            try
+            {
+                await callback(state!);
+            }
+            catch (Exception e)
+            {
+                onError(ConnectionId, e);
+            }
+        }
+    }
+
+    private (Func<object, Task>? Callback, object? State) TakeCompleted()
+    {
+        if (_extras?.MoreCompleted is { Count: > 0 } more)
+        {
+            var last = more[^1];
+            more.RemoveAt(more.Count - 1);
+            return last;
+        }
+
+        var first = (_completed, _completedState);
+        (_completed, _completedState) = (null, null);
+        return first;
+    }
 
     public long BytesReceived => Volatile.Read(ref _bytesReceived);
 
@@ -158,7 +225,7 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
 
     public override void Abort(ConnectionAbortedException abortReason)
     {
-        _abortReason ??= abortReason;
+        ExtrasNow.AbortReason ??= abortReason;
         StopSending();
         Shutdown(Libc.ShutRdWr); // the receive side sees the end
         OnAborted();
@@ -172,8 +239,8 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
         ApplicationOutput.Complete();
         await Finished;
         await CloseAsync();
-        _closed?.Dispose();
-        _closeRequested?.Dispose();
+        _extras?.Closed?.Dispose();
+        _extras?.CloseRequested?.Dispose();
         await base.DisposeAsync();
     }
 
@@ -212,8 +279,8 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
     /// <summary>The receive direction ended: end of stream, reset, or abort.</summary>
     protected void ReceiveEnded(Exception? error)
     {
-        CompleteInput(_abortReason ?? error);
-        if (Interlocked.Exchange(ref _receiveEnded, 1) == 0)
+        CompleteInput(AbortReason ?? error);
+        if (TryEndDirection(Signal.ReceiveEnded, out var bothEnded))
         {
             if (error is not null)
             {
@@ -222,7 +289,10 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
             }
 
             SignalClosed();
-            DirectionEnded();
+            if (bothEnded)
+            {
+                BothEnded();
+            }
         }
     }
 
@@ -245,9 +315,9 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
         }
 
         OnSendEnded();
-        if (Interlocked.Exchange(ref _sendEnded, 1) == 0)
+        if (TryEndDirection(Signal.SendEnded, out var bothEnded) && bothEnded)
         {
-            DirectionEnded();
+            BothEnded();
         }
     }
 
@@ -325,14 +395,22 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
         }
     }
 
-    /// <summary>Called once per direction (one task, not one per direction: an idle connection's memory counts).</summary>
-    private void DirectionEnded()
+    /// <summary>
+    /// Ends one direction: true the first time; <paramref name="bothEnded"/> for the one call that ended the second
+    /// direction (one signal for both, not one per direction: an idle connection's memory counts).
+    /// </summary>
+    private bool TryEndDirection(Signal direction, out bool bothEnded)
     {
-        if (Interlocked.Increment(ref _directionsEnded) == 2)
-        {
-            _finished.Set();
-            SignalClosed();
-        }
+        var before = Interlocked.Or(ref _signals, (int)direction);
+        var first = (before & (int)direction) == 0;
+        bothEnded = first && (before & (int)(Signal.SendEnded | Signal.ReceiveEnded) & ~(int)direction) != 0;
+        return first;
+    }
+
+    private void BothEnded()
+    {
+        _finished.Set();
+        SignalClosed();
     }
 
     /// <summary>
@@ -342,7 +420,7 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
     private void SignalClosed()
     {
         // Nothing to cancel while nobody has asked for the token (one asking later gets it cancelled).
-        if (Interlocked.Exchange(ref _closedSignalled, 1) == 0 && Volatile.Read(ref _closed) is { } closed)
+        if (TrySignal(Signal.Closed) && Volatile.Read(ref _extras) is { } extras && Volatile.Read(ref extras.Closed) is { } closed)
         {
             ThreadPool.UnsafeQueueUserWorkItem(static s => CancelQuietly(s), closed, preferLocal: false);
         }
@@ -352,14 +430,14 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
     /// A token made on first use: cancelled already when its signal came first; otherwise the signal, from then on,
     /// finds the source (of two threads racing to publish one, the loser disposes its own, unused).
     /// </summary>
-    private static CancellationToken TokenOf(ref CancellationTokenSource? source, ref int signalled)
+    private CancellationToken TokenOf(ref CancellationTokenSource? source, Signal signal)
     {
         if (Volatile.Read(ref source) is { } existing)
         {
             return existing.Token;
         }
 
-        if (Volatile.Read(ref signalled) != 0)
+        if (Signalled(signal))
         {
             return new CancellationToken(canceled: true);
         }
@@ -371,7 +449,7 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
             return other.Token;
         }
 
-        if (Volatile.Read(ref signalled) != 0)
+        if (Signalled(signal))
         {
             // The signal came while this was being made and may have missed it. Cancelled from the pool, as the
             // signal's own cancel is: a caller on a reactor thread must not run others' callbacks.
@@ -391,6 +469,75 @@ internal abstract class ModelConnection : ConnectionContext, IDuplexPipe, IConne
         {
             // disposed already: nobody is listening
         }
+    }
+
+    /// <summary>Sets <paramref name="signal"/>; true for the one caller that set it first.</summary>
+    private bool TrySignal(Signal signal) => (Interlocked.Or(ref _signals, (int)signal) & (int)signal) == 0;
+
+    private bool Signalled(Signal signal) => (Volatile.Read(ref _signals) & (int)signal) != 0;
+
+    /// <summary>The extras, made on first use (an idle connection has none).</summary>
+    private Extras ExtrasNow
+    {
+        get
+        {
+            if (Volatile.Read(ref _extras) is { } extras)
+            {
+                return extras;
+            }
+
+            Interlocked.CompareExchange(ref _extras, new Extras(), null);
+            return _extras!;
+        }
+    }
+
+    private Extras EndPointsSet()
+    {
+        var extras = ExtrasNow;
+        if (!extras.EndPointsSet)
+        {
+            (extras.Local, extras.Remote, extras.EndPointsSet) = (_local.ToEndPoint(), _remote.ToEndPoint(), true);
+        }
+
+        return extras;
+    }
+
+    /// <summary>Once-only events of the connection, as bits of one field.</summary>
+    [Flags]
+    private enum Signal
+    {
+        CloseRequested = 1,
+        SendEnded = 2,
+        ReceiveEnded = 4,
+        Closed = 8,
+    }
+
+    /// <summary>
+    /// What few connections use, kept out of every connection's own fields: the tokens (made when a handler asks
+    /// for one), a transport set over this one (TLS on Kestrel's dispatch), the abort's reason, items, replaced end
+    /// points, more features and completion callbacks than the connection keeps in place.
+    /// </summary>
+    private sealed class Extras
+    {
+        // Fields, not properties: the tokens are published by compare-and-swap on them.
+        public CancellationTokenSource? Closed;
+        public CancellationTokenSource? CloseRequested;
+        public volatile ConnectionAbortedException? AbortReason;
+
+        public IDuplexPipe? Transport { get; set; }
+
+        public IDictionary<object, object?>? Items { get; set; }
+
+        /// <summary>Whether <see cref="Local"/> and <see cref="Remote"/> replace the end points read at accept.</summary>
+        public bool EndPointsSet { get; set; }
+
+        public EndPoint? Local { get; set; }
+
+        public EndPoint? Remote { get; set; }
+
+        public List<KeyValuePair<Type, object?>>? MoreFeatures { get; set; }
+
+        public List<(Func<object, Task> Callback, object State)>? MoreCompleted { get; set; }
     }
 
     /// <summary>The pins of one gathering send's segments.</summary>

@@ -34,6 +34,9 @@ internal sealed class Reactor : IDisposable
     private long _acceptPausedUntil;
 
     /// <param name="accepted">Starts a new connection's pipeline (on this reactor's thread).</param>
+    /// <summary>The settings of this reactor's connections.</summary>
+    public ReactorOptions Options => _options;
+
     public Reactor(IReadiness readiness, FileDescriptor listener, Action<ModelConnection> accepted, ReactorOptions options, string name)
     {
         _readiness = readiness;
@@ -234,7 +237,7 @@ internal sealed class Reactor : IDisposable
                 Array.Resize(ref _slots, _slots.Length * 2);
             }
 
-            var connection = new ReactorConnection(this, socket, token, _options);
+            var connection = new ReactorConnection(this, socket, token);
             var interest = EdgeTriggered ? Interest.Read | Interest.Write : Interest.Read;
             if (!_readiness.TryAdd(socket, token, interest))
             {

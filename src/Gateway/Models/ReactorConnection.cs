@@ -47,7 +47,6 @@ internal sealed class ReactorOptions
 internal sealed class ReactorConnection : ModelConnection, ISocketSender, ISocketReceiver
 {
     private readonly Reactor _reactor;
-    private readonly ReactorOptions _options;
     private readonly SocketInput _input;
     private readonly SocketOutput _output;
     private LazySignal _closed;
@@ -59,13 +58,13 @@ internal sealed class ReactorConnection : ModelConnection, ISocketSender, ISocke
     private bool _wantWrite;
     private bool _isClosed;
 
-    public ReactorConnection(Reactor reactor, FileDescriptor socket, int token, ReactorOptions options)
+    public ReactorConnection(Reactor reactor, FileDescriptor socket, int token)
         : base(socket)
     {
+        var options = reactor.Options;
         _input = new SocketInput(this, options.InputPauseBytes, options.Inline);
         _output = new SocketOutput(this);
         _reactor = reactor;
-        _options = options;
         _readBytes = options.ReadBytes;
         Token = token;
     }
@@ -192,15 +191,15 @@ internal sealed class ReactorConnection : ModelConnection, ISocketSender, ISocke
 
     private void Receive()
     {
-        var budget = _options.MaxReadBytes;
+        var budget = _reactor.Options.MaxReadBytes;
         while (true)
         {
             var memory = _input.GetMemory(_readBytes);
             var result = Libc.Receive(Socket, memory.Span, 0);
             if (result.Ok && result.Value > 0)
             {
-                _readBytes = result.Value >= _readBytes ? Math.Min(_readBytes * 2, _options.MaxReadBytes)
-                    : result.Value < _readBytes / 4 ? Math.Max(_readBytes / 2, _options.ReadBytes) : _readBytes;
+                _readBytes = result.Value >= _readBytes ? Math.Min(_readBytes * 2, _reactor.Options.MaxReadBytes)
+                    : result.Value < _readBytes / 4 ? Math.Max(_readBytes / 2, _reactor.Options.ReadBytes) : _readBytes;
                 CountReceived((int)result.Value);
                 if (!_input.Publish((int)result.Value))
                 {

@@ -38,7 +38,9 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
 {
     private readonly ISocketReceiver _receiver;
     private readonly long _pauseBytes;
-    private ManualResetValueTaskSourceCore<ReadResult> _read;
+    // A waiting read's completion carries only whether it was cancelled: its buffer is taken when the reader asks
+    // for the result, as a Pipe's is (the core holds no copy of the last result between reads).
+    private ManualResetValueTaskSourceCore<bool> _read;
     private CancellationTokenRegistration _readCancellation;
 
     // Published bytes run from (_head, _headStart) to (_tail, _tail.End); the reactor receives into _tail's free room.
@@ -107,7 +109,6 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
     /// </summary>
     public bool Publish(int bytes)
     {
-        ReadResult result;
         lock (this)
         {
             _writing = false;
@@ -132,10 +133,10 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
                 return Unpaused();
             }
 
-            result = TakePendingRead();
+            TakePendingRead();
         }
 
-        _read.SetResult(result); // may run the application's code, here (inline) or on the pool
+        _read.SetResult(false); // may run the application's code, here (inline) or on the pool
         lock (this)
         {
             return Unpaused();
@@ -145,7 +146,6 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
     /// <summary>The end of the stream (<paramref name="error"/> null) or a failed receive: a waiting read ends.</summary>
     public void CompleteWriter(Exception? error)
     {
-        ReadResult result;
         lock (this)
         {
             if (_writerCompleted)
@@ -168,8 +168,6 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
             {
                 ReleaseAll();
             }
-
-            result = error is null ? ResultLocked(canceled: false) : default;
         }
 
         if (error is not null)
@@ -178,7 +176,7 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
         }
         else
         {
-            _read.SetResult(result);
+            _read.SetResult(false);
         }
     }
 
@@ -260,7 +258,6 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
 
     public override void CancelPendingRead()
     {
-        ReadResult result;
         lock (this)
         {
             if (!_readPending)
@@ -269,10 +266,10 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
                 return;
             }
 
-            result = TakePendingRead(canceled: true);
+            TakePendingRead();
         }
 
-        _read.SetResult(result);
+        _read.SetResult(true);
     }
 
     public override void Complete(Exception? exception = null)
@@ -303,7 +300,14 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
     void IValueTaskSource<ReadResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
         _read.OnCompleted(continuation, state, token, flags);
 
-    ReadResult IValueTaskSource<ReadResult>.GetResult(short token) => _read.GetResult(token);
+    ReadResult IValueTaskSource<ReadResult>.GetResult(short token)
+    {
+        var canceled = _read.GetResult(token);
+        lock (this)
+        {
+            return ResultLocked(canceled);
+        }
+    }
 
     // ---- bookkeeping (monitor held) ----
 
@@ -345,11 +349,10 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
         return false;
     }
 
-    private ReadResult TakePendingRead(bool canceled = false)
+    private void TakePendingRead()
     {
         _readPending = false;
         UnregisterLocked();
-        return ResultLocked(canceled);
     }
 
     private ReadResult ResultLocked(bool canceled)

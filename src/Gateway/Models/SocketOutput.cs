@@ -41,7 +41,7 @@ internal interface ISocketSender
 /// the reactor connection: no lock object per connection); a send is
 /// non-blocking and short, so it is made under that lock too: there is never more than one sender.
 /// </remarks>
-internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
+internal sealed class SocketOutput : PipeWriter
 {
     /// <summary>As Kestrel's default output pause, and the blocking models' output pipe.</summary>
     public const int PauseBytes = 64 * 1024, ResumeBytes = 32 * 1024;
@@ -49,8 +49,7 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
     private const int SegmentBytes = 4096;
 
     private readonly ISocketSender _sender;
-    private ManualResetValueTaskSourceCore<FlushResult> _flush = new() { RunContinuationsAsynchronously = true };
-    private CancellationTokenRegistration _flushCancellation;
+    private FlushWait? _wait; // made the first time a flush must wait: most connections never do
 
     // Unsent bytes run from (_head, _headStart) to (_committed, _committedEnd); the writer appends after that, in _tail.
     private BufferSegment? _head;
@@ -127,14 +126,15 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
 
             // Backpressure: the client takes less than the application writes.
             cancellationToken.ThrowIfCancellationRequested();
-            _flush.Reset();
+            var wait = _wait ??= new FlushWait();
+            wait.Core.Reset();
             _flushPending = true;
             if (cancellationToken.CanBeCanceled)
             {
-                _flushCancellation = cancellationToken.UnsafeRegister(static (state, token) => ((SocketOutput)state!).CancelFlush(token), this);
+                wait.Cancellation = cancellationToken.UnsafeRegister(static (state, token) => ((SocketOutput)state!).CancelFlush(token), this);
             }
 
-            return new ValueTask<FlushResult>(this, _flush.Version);
+            return new ValueTask<FlushResult>(wait, wait.Core.Version);
         }
     }
 
@@ -220,13 +220,6 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
             }
         }
     }
-
-    ValueTaskSourceStatus IValueTaskSource<FlushResult>.GetStatus(short token) => _flush.GetStatus(token);
-
-    void IValueTaskSource<FlushResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _flush.OnCompleted(continuation, state, token, flags);
-
-    FlushResult IValueTaskSource<FlushResult>.GetResult(short token) => _flush.GetResult(token);
 
     /// <summary>Sends until nothing committed is left or the socket is full (lock held).</summary>
     private void SendLocked()
@@ -411,9 +404,10 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
     private void CompleteFlush(FlushResult result)
     {
         _flushPending = false;
-        _flushCancellation.Unregister(); // not Dispose: that waits for a running callback, which waits for this lock
-        _flushCancellation = default;
-        _flush.SetResult(result);
+        var wait = _wait!; // a flush is pending: it waits here
+        wait.Cancellation.Unregister(); // not Dispose: that waits for a running callback, which waits for this lock
+        wait.Cancellation = default;
+        wait.Core.SetResult(result);
     }
 
     private void CancelFlush(CancellationToken token)
@@ -423,9 +417,24 @@ internal sealed class SocketOutput : PipeWriter, IValueTaskSource<FlushResult>
             if (_flushPending)
             {
                 _flushPending = false;
-                _flushCancellation = default; // disposing it from its own callback would wait for the callback
-                _flush.SetException(new OperationCanceledException(token));
+                _wait!.Cancellation = default; // disposing it from its own callback would wait for the callback
+                _wait.Core.SetException(new OperationCanceledException(token));
             }
         }
+    }
+
+    /// <summary>A flush that waits for the socket to take bytes (backpressure): what the writer's await resumes from.</summary>
+    private sealed class FlushWait : IValueTaskSource<FlushResult>
+    {
+        public ManualResetValueTaskSourceCore<FlushResult> Core = new() { RunContinuationsAsynchronously = true };
+
+        public CancellationTokenRegistration Cancellation;
+
+        public ValueTaskSourceStatus GetStatus(short token) => Core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            Core.OnCompleted(continuation, state, token, flags);
+
+        public FlushResult GetResult(short token) => Core.GetResult(token);
     }
 }

@@ -35,9 +35,12 @@ public sealed class EchoHandler(ProtocolLimits limits) : ConnectionHandler
                 }
 
                 input.AdvanceTo(buffer.End);
+                // Taken before the flush's await, so the read's result is not kept across it: what the
+                // suspended method holds is what every idle connection costs.
+                var ended = read.IsCompleted || read.IsCanceled;
                 var flush = await output.FlushAsync();
                 idle.ThrowIfExpired();
-                if (read.IsCompleted || read.IsCanceled || flush.IsCompleted)
+                if (ended || flush.IsCompleted)
                 {
                     break;
                 }

@@ -78,23 +78,18 @@ public readonly struct CloseRequest
         if (_transport is { } transport)
         {
             transport.WakeOnCloseRequest(input);
-            return new CloseRequestWake(transport, input, default);
+            return default;
         }
 
-        return new CloseRequestWake(null, null, _token.Register(static state => ((PipeReader)state!).CancelPendingRead(), input));
+        return new CloseRequestWake(_token.Register(static state => ((PipeReader)state!).CancelPendingRead(), input));
     }
 }
 
-/// <summary>What <see cref="CloseRequest.WakeReads"/> set up; disposing it stops the wake-up.</summary>
-public readonly struct CloseRequestWake(ICloseRequestWakeFeature? transport, PipeReader? input, CancellationTokenRegistration registration) : IDisposable
+/// <summary>
+/// What <see cref="CloseRequest.WakeReads"/> set up; disposing it stops a token's wake-up (a transport's lasts the
+/// connection's life: see <see cref="ICloseRequestWakeFeature.WakeOnCloseRequest"/>).
+/// </summary>
+public readonly struct CloseRequestWake(CancellationTokenRegistration registration) : IDisposable
 {
-    public void Dispose()
-    {
-        if (transport is not null)
-        {
-            transport.StopWaking(input!);
-        }
-
-        registration.Dispose();
-    }
+    public void Dispose() => registration.Dispose();
 }

@@ -85,9 +85,19 @@ internal static class NativeSocket
         return Libc.SocketName(socket, address, out _).Ok ? NativeEndPoint.Read(address) : null;
     }
 
-    public static IPEndPoint? RemoteEndPoint(FileDescriptor socket)
+    public static IPEndPoint? RemoteEndPoint(FileDescriptor socket) => RemoteAddress(socket).ToEndPoint();
+
+    /// <summary>The socket's own address, kept as bytes (default when the kernel has none to give).</summary>
+    public static PackedEndPoint LocalAddress(FileDescriptor socket)
     {
         Span<byte> address = stackalloc byte[NativeEndPoint.MaxLength];
-        return Libc.PeerName(socket, address, out _).Ok ? NativeEndPoint.Read(address) : null;
+        return Libc.SocketName(socket, address, out _).Ok ? PackedEndPoint.Read(address) : default;
+    }
+
+    /// <summary>The peer's address, kept as bytes (default when the kernel has none to give).</summary>
+    public static PackedEndPoint RemoteAddress(FileDescriptor socket)
+    {
+        Span<byte> address = stackalloc byte[NativeEndPoint.MaxLength];
+        return Libc.PeerName(socket, address, out _).Ok ? PackedEndPoint.Read(address) : default;
     }
 }
