@@ -23,15 +23,14 @@ internal sealed class RpcReplyWriter : IDisposable
     internal static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private readonly PipeWriter _output;
-    private readonly ArrayBufferWriter<byte> _body = new(256);
-    private readonly Utf8JsonWriter _json;
+
+    // Made with the first reply that needs the JSON writer: ping and echo are written without it, and a connection
+    // that has not asked anything else (an idle one) holds neither (about 450 bytes).
+    private ArrayBufferWriter<byte>? _body;
+    private Utf8JsonWriter? _json;
     private bool _unflushed;
 
-    public RpcReplyWriter(PipeWriter output)
-    {
-        _output = output;
-        _json = new Utf8JsonWriter(_body, WriterOptions);
-    }
+    public RpcReplyWriter(PipeWriter output) => _output = output;
 
     // The fixed parts of a reply whose result is raw JSON from the request (WriteRawResult).
     private static ReadOnlySpan<byte> OutPart => "{\"out\":\""u8;
@@ -84,25 +83,28 @@ internal sealed class RpcReplyWriter : IDisposable
     /// <summary>Starts <c>{"out": word, "result":</c>; the caller writes exactly one value, then calls <see cref="EndReply"/>.</summary>
     public Utf8JsonWriter BeginReply(JsonEncodedText outWord)
     {
-        _json.WriteStartObject();
-        _json.WriteString(OutName, outWord);
-        _json.WritePropertyName(ResultName);
-        return _json;
+        var json = _json ??= new Utf8JsonWriter(_body = new ArrayBufferWriter<byte>(256), WriterOptions);
+        json.WriteStartObject();
+        json.WriteString(OutName, outWord);
+        json.WritePropertyName(ResultName);
+        return json;
     }
 
+    /// <summary>Ends the reply <see cref="BeginReply"/> started.</summary>
     public void EndReply(in RpcRequest request)
     {
+        var json = _json ?? throw new InvalidOperationException("no reply was begun");
         if (request.HasId)
         {
-            _json.WritePropertyName(IdName);
-            _json.WriteRawValue(request.Id, skipInputValidation: true);
+            json.WritePropertyName(IdName);
+            json.WriteRawValue(request.Id, skipInputValidation: true);
         }
 
-        _json.WriteEndObject();
-        _json.Flush();
-        LengthPrefixedFrameWriter.WriteFrame(_body.WrittenSpan, _output);
+        json.WriteEndObject();
+        json.Flush();
+        LengthPrefixedFrameWriter.WriteFrame(_body!.WrittenSpan, _output);
         _body.ResetWrittenCount();
-        _json.Reset();
+        json.Reset();
         _unflushed = true;
     }
 
@@ -119,8 +121,8 @@ internal sealed class RpcReplyWriter : IDisposable
     /// <summary>Drops a reply begun but not ended (its method failed); the replies before it are untouched.</summary>
     public void DiscardReply()
     {
-        _json.Reset();
-        _body.ResetWrittenCount();
+        _json?.Reset();
+        _body?.ResetWrittenCount();
     }
 
     /// <summary>Sends what was written since the last flush; nothing to send costs nothing.</summary>
@@ -135,5 +137,5 @@ internal sealed class RpcReplyWriter : IDisposable
         return _output.FlushAsync(cancellationToken);
     }
 
-    public void Dispose() => _json.Dispose();
+    public void Dispose() => _json?.Dispose();
 }
