@@ -27,8 +27,8 @@ internal abstract partial class ModelConnection : ConnectionContext, IDuplexPipe
 {
     private static long s_lastId;
 
-    // Made when first asked for: many connections end without anyone asking (a handler whose requests are all
-    // quick never reads the closed token).
+    // The tokens are made when first asked for (among the extras): many connections end without anyone asking (a
+    // handler whose requests are all quick never reads the closed token); a close request wakes this reader instead.
     private PipeReader? _wakeOnCloseRequest;
     private LazySignal _finished;
 
@@ -150,7 +150,6 @@ internal abstract partial class ModelConnection : ConnectionContext, IDuplexPipe
             input.CancelPendingRead(); // requested already (the request may have read the field before it was set)
         }
     }
-
 
     /// <summary>
     /// Runs after the pipeline has ended and before the connection is disposed, when the dispatcher runs it. Called

@@ -109,6 +109,7 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
     /// </summary>
     public bool Publish(int bytes)
     {
+        bool unpaused;
         lock (this)
         {
             _writing = false;
@@ -134,13 +135,14 @@ internal sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
             }
 
             TakePendingRead();
+            // Judged now, not after the reader has run: the monitor is not taken again while the reader (on the
+            // pool) takes it for its result. A pause the reader's consumption makes needless is undone by its
+            // AdvanceTo, which resumes the receive.
+            unpaused = Unpaused();
         }
 
         _read.SetResult(false); // may run the application's code, here (inline) or on the pool
-        lock (this)
-        {
-            return Unpaused();
-        }
+        return unpaused;
     }
 
     /// <summary>The end of the stream (<paramref name="error"/> null) or a failed receive: a waiting read ends.</summary>
