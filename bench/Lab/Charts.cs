@@ -40,12 +40,12 @@ internal static class Charts
 
             var (value, unit) = scenario switch
             {
-                "memory" => ((Func<Row, double>)(r => r.KibPerIdle ?? 0), "KiB per idle connection"),
+                "memory" or "memory-quiet" => ((Func<Row, double>)(r => r.KibPerIdle ?? 0), "KiB per idle connection"),
                 "echo-bulk" or "ftp-stor" or "ftp-stor-durable" or "ftp-retr" => (r => r.Mbps, "Mb/s"),
                 "churn" => (r => r.Rps, "connections/s"),
                 _ => (r => r.Rps, "requests/s"),
             };
-            var selected = rows.Where(r => r.Scenario == scenario && value(r) > 0 && (scenario != "memory" || r.Idle == 10_000)).ToList();
+            var selected = rows.Where(r => r.Scenario == scenario && value(r) > 0 && (scenario is not ("memory" or "memory-quiet") || r.Idle == 10_000)).ToList();
             if (scenario == "echo-64")
             {
                 // The anchor of goal P3: Redis PING at the same 16 connections.

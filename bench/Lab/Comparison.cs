@@ -106,9 +106,11 @@ internal sealed partial class Comparison(LabOptions options, Servers servers, Lo
         }
     }
 
-    private async Task WithRedisAsync(Func<ServerProcess, int, Task> body)
+    private async Task WithRedisAsync(Func<ServerProcess, int, Task> body) => await WithRedisAsync(options.ServerCpus, body);
+
+    private static async Task WithRedisAsync(string? cpus, Func<ServerProcess, int, Task> body)
     {
-        var (server, port) = await Servers.StartRedisAsync(options.ServerCpus);
+        var (server, port) = await Servers.StartRedisAsync(cpus);
         await using (server)
         {
             await body(server, port);
@@ -356,6 +358,7 @@ internal sealed partial class Comparison(LabOptions options, Servers servers, Lo
             AddMemory(model.Name, measured);
         }
 
+        await QuietMemoryAsync();
         if (!options.Quick && Models.Any(m => m.Name == "prefork"))
         {
             await CrowdAsync();

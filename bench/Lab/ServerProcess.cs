@@ -182,6 +182,30 @@ internal sealed class ServerProcess : IAsyncDisposable
     }
 
     /// <summary>
+    /// Proportional set size of the server and every process under it, in bytes (<c>/proc/[pid]/smaps_rollup</c>):
+    /// what the tree holds, with shared pages split among those that share them.
+    /// </summary>
+    public long PssBytes()
+    {
+        long total = 0;
+        foreach (var (pid, _) in Tree())
+        {
+            try
+            {
+                var line = File.ReadLines($"/proc/{pid}/smaps_rollup").FirstOrDefault(l => l.StartsWith("Pss:", StringComparison.Ordinal));
+                var words = line?.Split(' ', StringSplitOptions.RemoveEmptyEntries) ?? [];
+                total += words.Length > 1 && long.TryParse(words[1], NumberStyles.None, CultureInfo.InvariantCulture, out var kib) ? kib * 1024 : 0;
+            }
+            catch (IOException)
+            {
+                // gone meanwhile
+            }
+        }
+
+        return total;
+    }
+
+    /// <summary>
     /// The server's process and its descendants, each with the fields of /proc/[pid]/stat after the command
     /// name (index 0 is the state; so field n of proc(5) is at n − 3). taskset execs the server in place, so
     /// the server is the started process itself.
