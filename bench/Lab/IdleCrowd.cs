@@ -88,9 +88,13 @@ internal sealed class IdleCrowd : IAsyncDisposable
     {
         foreach (var share in _shares)
         {
-            if (!share.Process.HasExited)
+            try
             {
-                share.Process.Kill();
+                share.Process.Kill(); // by its own id; released shares have exited already
+            }
+            catch (InvalidOperationException)
+            {
+                // exited meanwhile
             }
 
             await share.Process.WaitForExitAsync();

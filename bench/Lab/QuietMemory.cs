@@ -14,10 +14,9 @@ internal sealed partial class Comparison
     /// under load, which holds that load's garbage too.
     /// </summary>
     /// <remarks>
-    /// Nothing is pinned here, as in the measure: the runtime picks its collector's mode from the CPUs the
-    /// process may use, and pinned to one CPU the gateway's PSS grew by less than its live objects (881 bytes per
-    /// connection against a census of 1,133: the start's garbage, collected and given back during the count, lowered
-    /// the "after").
+    /// Nothing is pinned, as in the measure: the runtime picks its collector's mode from the CPUs the process
+    /// may use. The figure can come out below the heap census (bench/idle-heap): the start's garbage, collected and
+    /// given back during the count, lowers the "after"; bench/README.md says so beside the figures.
     /// </remarks>
     private async Task QuietMemoryAsync()
     {
