@@ -14,7 +14,7 @@ internal sealed partial class Comparison
     /// under load, which holds that load's garbage too.
     /// </summary>
     /// <remarks>
-    /// Nothing is pinned, as in the measure: the runtime picks its collector's mode from the CPUs the process
+    /// Nothing is pinned: the runtime picks its collector's mode from the CPUs the process
     /// may use. The figure can come out below the heap census (bench/idle-heap): the start's garbage, collected and
     /// given back during the count, lowers the "after"; bench/README.md says so beside the figures.
     /// </remarks>

@@ -92,7 +92,7 @@ internal static class Report
         var echo = BestEcho(rows, echoModel);
         var bulk = Best("echo-bulk", r => r.Mbps);
         var iperf = Find("iperf3", "echo-bulk");
-        // The measure: a quiet server's PSS per idle connection, the larger of its two counts (all held).
+        // Goals P5a and P5b: a quiet server's PSS per idle connection, the larger of its two counts (all held).
         Row? Quiet(string model) => rows.Where(r => r.Model == model && r.Scenario == "memory-quiet" && r.KibPerIdle is not null && !r.Partial)
             .ToList() is { Count: var held } quiet && held == Comparison.QuietCounts.Length ? quiet.MaxBy(r => r.KibPerIdle) : null;
         var (epollMemory, kestrelMemory, redisMemory) = (Quiet("epoll"), Quiet("kestrel"), Quiet("redis"));

@@ -79,9 +79,10 @@ internal abstract partial class ModelConnection : ConnectionContext, IDuplexPipe
         get => _extras?.Transport ?? this;
         set
         {
-            if (!ReferenceEquals(value, this) || _extras is not null)
+            var replacement = ReferenceEquals(value, this) ? null : value;
+            if (replacement is not null || _extras is not null)
             {
-                ExtrasNow.Transport = ReferenceEquals(value, this) ? null : value;
+                ExtrasNow.Transport = replacement; // setting this connection back needs no extras made for it
             }
         }
     }

@@ -3,7 +3,7 @@ using System.Net;
 
 namespace Gateway.Models.Native;
 
-/// <summary>IPEndPoint to and from the kernel's sockaddr_in / sockaddr_in6 bytes.</summary>
+/// <summary>IPEndPoint to the kernel's sockaddr_in / sockaddr_in6 bytes (<see cref="PackedEndPoint"/> reads them back).</summary>
 internal static class NativeEndPoint
 {
     /// <summary>Big enough for sockaddr_in6 (28 bytes).</summary>
@@ -24,14 +24,5 @@ internal static class NativeEndPoint
         endpoint.Address.TryWriteBytes(address[8..24], out _);
         BinaryPrimitives.WriteUInt32LittleEndian(address[24..], (uint)endpoint.Address.ScopeId);
         return MaxLength;
-    }
-
-    public static IPEndPoint Read(ReadOnlySpan<byte> address)
-    {
-        var family = BitConverter.ToUInt16(address);
-        var port = BinaryPrimitives.ReadUInt16BigEndian(address[2..]);
-        return family == Libc.AfInet
-            ? new IPEndPoint(new IPAddress(address[4..8]), port)
-            : new IPEndPoint(new IPAddress(address[8..24], BinaryPrimitives.ReadUInt32LittleEndian(address[24..])), port);
     }
 }

@@ -79,11 +79,7 @@ internal static class NativeSocket
         return result;
     }
 
-    public static IPEndPoint? LocalEndPoint(FileDescriptor socket)
-    {
-        Span<byte> address = stackalloc byte[NativeEndPoint.MaxLength];
-        return Libc.SocketName(socket, address, out _).Ok ? NativeEndPoint.Read(address) : null;
-    }
+    public static IPEndPoint? LocalEndPoint(FileDescriptor socket) => LocalAddress(socket).ToEndPoint();
 
     public static IPEndPoint? RemoteEndPoint(FileDescriptor socket) => RemoteAddress(socket).ToEndPoint();
 

@@ -18,7 +18,7 @@ internal readonly struct PackedEndPoint
     private PackedEndPoint(ulong high, ulong low, uint scope, ushort port, ushort family) =>
         (_high, _low, _scope, _port, _family) = (high, low, scope, port, family);
 
-    /// <summary>From the kernel's sockaddr_in / sockaddr_in6 bytes (as <see cref="NativeEndPoint.Read"/> reads them).</summary>
+    /// <summary>From the kernel's sockaddr_in / sockaddr_in6 bytes (as <see cref="NativeEndPoint.Write"/> writes them).</summary>
     public static PackedEndPoint Read(ReadOnlySpan<byte> address)
     {
         var family = BitConverter.ToUInt16(address);
